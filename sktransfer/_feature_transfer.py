@@ -1,0 +1,245 @@
+"""Feature transfer: a frozen pretrained network as a scikit-learn transformer."""
+
+import os
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._base import SourceModuleMixin
+from ._layer_output import LayerOutput
+from ._source import resolve_source
+from ._validation import check_input_fits_source, network_dtype, to_batch_tensor
+
+__all__ = ["PretrainedFeatureTransformer"]
+
+
+class PretrainedFeatureTransformer(
+    SourceModuleMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    """Turn X into the features a frozen pretrained network computes.
+
+    Feature transfer: the source network (or the part of it up to
+    ``feature_layer``) is run in evaluation mode and never trained; its
+    outputs become the input of any downstream scikit-learn estimator.
+    ``fit`` learns nothing from the data: it checks that X fits the source
+    network and records the input shape.
+
+    Parameters
+    ----------
+    source_module : torch.nn.Module, fitted skorch net, or callable
+        The pretrained network: a module instance, a fitted skorch
+        ``NeuralNet`` (its ``module_`` is used), or a module class / factory
+        called without arguments. The estimator works on its own deep copy;
+        the object you pass is never modified.
+    source_weights : str or os.PathLike, default=None
+        A ``.safetensors`` or torch state-dict file loaded into the copy of
+        the source network. Torch files are read with ``weights_only=True``;
+        a file that would need to unpickle arbitrary objects is refused.
+    feature_layer : str, default=None
+        Where to read the features. None or ``"body"``: the input of the
+        network's final layer with parameters (its *head*), i.e. the
+        penultimate representation. Any other name from
+        ``source_module.named_modules()`` (``"layer4"``, ``"0.2"``): the
+        output of that sub-module. The rest of the network is not run.
+    pooling : {"flatten", "avg", "max"}, default="flatten"
+        How an n-D layer output of shape ``(n_samples, channels, *rest)``
+        (PyTorch's channels-first layout) becomes 2-D: ``"flatten"`` keeps every
+        value, ``"avg"`` / ``"max"`` pool over ``rest`` and keep one feature per
+        channel. A 2-D output is returned as is.
+    batch_size : int, default=256
+        Rows per forward pass; peak memory grows with it, not with the number
+        of rows.
+    device : str or torch.device, default="cpu"
+        Where the network runs, e.g. ``"cuda"``.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The private, frozen copy of the source network, in evaluation mode.
+    feature_layer_ : str
+        Name of the layer the features come from (the head's name when
+        ``feature_layer`` is None or ``"body"``).
+    input_shape_ : tuple of int
+        Shape of one sample seen in ``fit``.
+    n_features_in_ : int
+        Number of features (2-D input) or channels (n-D input) seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame passed to ``fit``.
+
+    See Also
+    --------
+    sklearn.pipeline.make_pipeline : put a downstream estimator after it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sktransfer import PretrainedFeatureTransformer
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> source = torch.nn.Sequential(
+    ...     torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> X = np.random.RandomState(0).normal(size=(5, 4))
+    >>> features = PretrainedFeatureTransformer(source).fit_transform(X)
+    >>> features.shape
+    (5, 8)
+    """
+
+    _parameter_constraints = {
+        "source_module": "no_validation",
+        "source_weights": [str, os.PathLike, None],
+        "feature_layer": [str, None],
+        "pooling": [StrOptions({"flatten", "avg", "max"})],
+        "batch_size": [Integral],
+        "device": [str, torch.device],
+    }
+
+    def __init__(
+        self,
+        source_module,
+        *,
+        source_weights=None,
+        feature_layer=None,
+        pooling="flatten",
+        batch_size=256,
+        device="cpu",
+    ):
+        self.source_module = source_module
+        self.source_weights = source_weights
+        self.feature_layer = feature_layer
+        self.pooling = pooling
+        self.batch_size = batch_size
+        self.device = device
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check that X fits the source network and record its shape.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, ...)
+            2-D tabular data, or n-D data such as images
+            ``(n_samples, channels, height, width)``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+        """
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {self.batch_size}.")
+        network = resolve_source(self.source_module, self.source_weights)
+        integer_input = _reads_integers(network)
+        X = validate_data(
+            self,
+            X,
+            dtype=None if integer_input else "numeric",
+            allow_nd=True,
+            ensure_all_finite=True,
+        )
+        check_input_fits_source(X, network)
+        network.requires_grad_(False)
+        self.module_ = network.to(self.device).eval()
+        self._extractor = LayerOutput(self.module_, self.feature_layer)
+        self.feature_layer_ = self._extractor.layer_name
+        self.input_shape_ = X.shape[1:]
+        probe = self._forward(X[:1])
+        self._n_features_out = probe.shape[1]
+        return self
+
+    def transform(self, X):
+        """Compute the features of X with the frozen network.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, ...)
+            Same shape per sample as in ``fit``.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out)
+            In the network's floating dtype (float32 for most networks).
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self,
+            X,
+            reset=False,
+            dtype=None if _reads_integers(self.module_) else "numeric",
+            allow_nd=True,
+            ensure_all_finite=True,
+        )
+        if X.ndim != len(self.input_shape_) + 1 or (
+            self.pooling == "flatten" and X.shape[1:] != self.input_shape_
+        ):
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but "
+                f"{type(self).__name__} was fitted on samples of shape "
+                f"{self.input_shape_}."
+            )
+        dtype = network_dtype(self.module_)
+        features = np.empty(
+            (X.shape[0], self._n_features_out), dtype=_numpy_dtype(dtype)
+        )
+        features_view = torch.from_numpy(features)
+        for start in range(0, X.shape[0], self.batch_size):
+            stop = start + self.batch_size
+            features_view[start:stop] = self._forward(X[start:stop])
+        return features
+
+    def _forward(self, X_batch):
+        integer_input = _reads_integers(self.module_)
+        dtype = torch.long if integer_input else network_dtype(self.module_)
+        inputs = to_batch_tensor(X_batch, dtype, self.device)
+        with torch.inference_mode():
+            try:
+                outputs = self._extractor(inputs)
+            except (RuntimeError, ValueError, TypeError) as exc:
+                raise ValueError(
+                    f"The source network could not process samples of shape "
+                    f"{tuple(X_batch.shape[1:])}: {exc}"
+                ) from exc
+            return _pool(outputs, self.pooling).cpu()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+def _reads_integers(module):
+    from ._source import expected_input_spec
+
+    spec = expected_input_spec(module)
+    return spec is not None and spec.integer_input
+
+
+def _numpy_dtype(torch_dtype):
+    return torch.empty((), dtype=torch_dtype).numpy().dtype
+
+
+def _pool(outputs, pooling):
+    """Make a layer output 2-D: (n_samples, n_features)."""
+    if isinstance(outputs, (tuple, list)):
+        outputs = outputs[0]
+    if outputs.ndim == 1:
+        return outputs.reshape(-1, 1)
+    if outputs.ndim == 2:
+        return outputs
+    if pooling == "flatten":
+        return outputs.flatten(start_dim=1)
+    rest = tuple(range(2, outputs.ndim))
+    if pooling == "avg":
+        return outputs.mean(dim=rest)
+    return outputs.amax(dim=rest)

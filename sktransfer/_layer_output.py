@@ -1,0 +1,68 @@
+"""Read the activations of one layer of a network, running nothing after it."""
+
+from ._source import find_head_name, get_layer
+
+__all__ = ["LayerOutput"]
+
+
+class _StopForward(Exception):
+    """Raised by a hook once the wanted activation is captured."""
+
+
+class LayerOutput:
+    """Callable returning the activation of one layer of ``network``.
+
+    A hook on the layer stores the activation and raises, so the layers after
+    it are never computed. This works for any ``forward``, not only
+    ``nn.Sequential``; a layer called several times in one pass (shared
+    weights) yields its first call.
+
+    Parameters
+    ----------
+    network : nn.Module
+    feature_layer : str or None
+        None or ``"body"`` (when the network has no sub-module of that name):
+        the *input* of the head, found by
+        :func:`~sktransfer._source.find_head_name`. Otherwise the *output* of
+        the sub-module with that name in ``named_modules()``.
+    """
+
+    def __init__(self, network, feature_layer=None):
+        self.network = network
+        names = dict(network.named_modules())
+        if feature_layer is None or (feature_layer == "body" and "body" not in names):
+            self.layer_name = find_head_name(network)
+            self.reads_input = True
+        else:
+            get_layer(network, feature_layer)
+            self.layer_name = feature_layer
+            self.reads_input = False
+
+    def __call__(self, inputs):
+        layer = self.network.get_submodule(self.layer_name)
+        captured = []
+
+        def capture_input(module, args):
+            captured.append(args[0])
+            raise _StopForward
+
+        def capture_output(module, args, output):
+            captured.append(output)
+            raise _StopForward
+
+        if self.reads_input:
+            handle = layer.register_forward_pre_hook(capture_input)
+        else:
+            handle = layer.register_forward_hook(capture_output)
+        try:
+            result = self.network(inputs)
+        except _StopForward:
+            return captured[0]
+        finally:
+            handle.remove()
+        if self.layer_name == "" and not self.reads_input:
+            return result
+        raise ValueError(
+            f"Layer {self.layer_name!r} was not called in the source network's "
+            "forward pass, so its activations cannot be read."
+        )

@@ -1,0 +1,60 @@
+"""Input checks shared by every estimator: does X fit the source network?"""
+
+import numpy as np
+import torch
+
+from ._source import expected_input_spec
+
+__all__ = ["check_input_fits_source", "network_dtype", "to_batch_tensor"]
+
+
+def network_dtype(module):
+    """Floating dtype of the network's parameters (float32 if it has none)."""
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return torch.float32
+
+
+def check_input_fits_source(X, module, name="X"):
+    """Raise a ValueError naming both widths when X cannot feed ``module``.
+
+    The check reads the first layer with parameters (see
+    :func:`~sktransfer._source.expected_input_spec`); networks whose first
+    layer does not say what it reads are confirmed by the caller's probe pass.
+
+    Returns
+    -------
+    spec : InputSpec or None
+    """
+    spec = expected_input_spec(module)
+    if spec is None:
+        return None
+    if spec.ndim is not None and X.ndim != spec.ndim:
+        raise ValueError(
+            f"{name} has {X.ndim} dimensions (shape {X.shape}), but the source "
+            f"network's first layer {spec.layer_name!r} "
+            f"({type(module.get_submodule(spec.layer_name)).__name__}) expects "
+            f"{spec.ndim}-D input: (n_samples, channels, ...spatial)."
+        )
+    if spec.n_features is not None:
+        width = X.shape[spec.feature_axis]
+        if width != spec.n_features:
+            unit = "channels (axis 1)" if spec.feature_axis == 1 else "features"
+            raise ValueError(
+                f"{name} has {width} {unit}, but the source network's "
+                f"{spec.describe()}."
+            )
+    return spec
+
+
+def to_batch_tensor(X_batch, dtype, device):
+    """Turn a slice of a numpy array into a tensor on ``device``.
+
+    Copies only the slice, so memory stays bounded by the batch; a read-only
+    slice (a memory map, say) is copied because torch cannot share it.
+    """
+    batch = np.asarray(X_batch)
+    if not batch.flags.writeable:
+        batch = batch.copy()
+    return torch.from_numpy(batch).to(device=device, dtype=dtype)
