@@ -36,7 +36,8 @@ class SourceModuleMixin:
     """
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # object.__getstate__ returns the live __dict__: copy before replacing.
+        state = dict(super().__getstate__())
         for name, value in self.get_params(deep=False).items():
             if isinstance(value, nn.Module):
                 state[name] = _ModuleBytes(value)

@@ -17,7 +17,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._base import SourceModuleMixin
 from ._layer_output import LayerOutput
 from ._source import resolve_source
-from ._validation import check_input_fits_source, network_dtype, to_batch_tensor
+from ._validation import (
+    check_input_fits_source,
+    network_dtype,
+    reads_integers,
+    to_batch_tensor,
+)
 
 __all__ = ["PretrainedFeatureTransformer"]
 
@@ -139,7 +144,7 @@ class PretrainedFeatureTransformer(
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {self.batch_size}.")
         network = resolve_source(self.source_module, self.source_weights)
-        integer_input = _reads_integers(network)
+        integer_input = reads_integers(network)
         X = validate_data(
             self,
             X,
@@ -175,7 +180,7 @@ class PretrainedFeatureTransformer(
             self,
             X,
             reset=False,
-            dtype=None if _reads_integers(self.module_) else "numeric",
+            dtype=None if reads_integers(self.module_) else "numeric",
             allow_nd=True,
             ensure_all_finite=True,
         )
@@ -198,7 +203,7 @@ class PretrainedFeatureTransformer(
         return features
 
     def _forward(self, X_batch):
-        integer_input = _reads_integers(self.module_)
+        integer_input = reads_integers(self.module_)
         dtype = torch.long if integer_input else network_dtype(self.module_)
         inputs = to_batch_tensor(X_batch, dtype, self.device)
         with torch.inference_mode():
@@ -216,13 +221,6 @@ class PretrainedFeatureTransformer(
         tags.transformer_tags.preserves_dtype = ["float32"]
         tags.input_tags.three_d_array = True
         return tags
-
-
-def _reads_integers(module):
-    from ._source import expected_input_spec
-
-    spec = expected_input_spec(module)
-    return spec is not None and spec.integer_input
 
 
 def _numpy_dtype(torch_dtype):

@@ -5,7 +5,12 @@ import torch
 
 from ._source import expected_input_spec
 
-__all__ = ["check_input_fits_source", "network_dtype", "to_batch_tensor"]
+__all__ = [
+    "check_input_fits_source",
+    "network_dtype",
+    "reads_integers",
+    "to_batch_tensor",
+]
 
 
 def network_dtype(module):
@@ -14,6 +19,12 @@ def network_dtype(module):
         if parameter.is_floating_point():
             return parameter.dtype
     return torch.float32
+
+
+def reads_integers(module):
+    """True when the network's first layer is an embedding (integer ids)."""
+    spec = expected_input_spec(module)
+    return spec is not None and spec.integer_input
 
 
 def check_input_fits_source(X, module, name="X"):
@@ -49,12 +60,10 @@ def check_input_fits_source(X, module, name="X"):
 
 
 def to_batch_tensor(X_batch, dtype, device):
-    """Turn a slice of a numpy array into a tensor on ``device``.
+    """Copy a slice of a numpy array into a new tensor on ``device``.
 
-    Copies only the slice, so memory stays bounded by the batch; a read-only
-    slice (a memory map, say) is copied because torch cannot share it.
+    Only the slice is copied, so memory stays bounded by the batch. The copy
+    is never skipped: a network that changes its input in place
+    (``x /= 255``, an in-place ReLU first) must not write into the user's X.
     """
-    batch = np.asarray(X_batch)
-    if not batch.flags.writeable:
-        batch = batch.copy()
-    return torch.from_numpy(batch).to(device=device, dtype=dtype)
+    return torch.tensor(np.asarray(X_batch), dtype=dtype, device=device)
