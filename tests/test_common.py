@@ -12,7 +12,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sktransfer
-from sktransfer import PretrainedFeatureTransformer
+from sktransfer import (
+    FineTunedClassifier,
+    FineTunedRegressor,
+    PretrainedFeatureTransformer,
+)
 
 
 def _width_agnostic_source():
@@ -23,10 +27,22 @@ def _width_agnostic_source():
     return torch.nn.Sequential(torch.nn.Tanh(), torch.nn.PReLU())
 
 
+def _lazy_source():
+    # A network with lazy layers takes any input width, as the common checks
+    # need; its weights materialise (seeded) on the estimator's private copy.
+    return torch.nn.Sequential(
+        torch.nn.LazyLinear(32), torch.nn.ReLU(), torch.nn.LazyLinear(3)
+    )
+
+
+_TRAINING = {"max_epochs": 60, "lr": 0.01, "batch_size": 16}
+
 CHECK_INSTANCES = {
     PretrainedFeatureTransformer: [
         PretrainedFeatureTransformer(_width_agnostic_source()),
     ],
+    FineTunedClassifier: [FineTunedClassifier(_lazy_source(), **_TRAINING)],
+    FineTunedRegressor: [FineTunedRegressor(_lazy_source(), **_TRAINING)],
 }
 
 _JOBLIB_HASH_OF_MODULES = (
@@ -37,10 +53,25 @@ _JOBLIB_HASH_OF_MODULES = (
     "leaves source_module unchanged."
 )
 
+_MINIBATCH_WEIGHTS = (
+    "Mini-batch training: repeating a sample changes the number of gradient "
+    "steps per epoch and which samples share a batch, so weight 2 cannot equal "
+    "a repeated row (scikit-learn's SGD and MLP estimators fail it for the same "
+    "reason). The weighted loss itself is tested in test_fine_tuning.py."
+)
+
 # Each entry: check name -> why a reviewer should accept the failure.
 EXPECTED_FAILED_CHECKS = {
     PretrainedFeatureTransformer: {
         "check_estimators_overwrite_params": _JOBLIB_HASH_OF_MODULES,
+    },
+    # The lazy check sources have no storages yet, so they hash alike and
+    # check_estimators_overwrite_params passes for the trained estimators.
+    FineTunedClassifier: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+    },
+    FineTunedRegressor: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
     },
 }
 

@@ -1,0 +1,293 @@
+"""The training engine: one skorch ``NeuralNet`` subclass for every estimator.
+
+Public estimators validate input and decide *what* to train (which head,
+which parameters frozen, which knowledge term); this module decides *how*:
+batching, loss, penalty, optimizer groups, seeding, early stopping. It knows
+nothing about which transfer strategy is used.
+"""
+
+import contextlib
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping, Freezer, Unfreezer
+from skorch.helper import predefined_split
+from torch import nn
+
+__all__ = [
+    "BodyHeadModule",
+    "InMemoryDataset",
+    "TransferNet",
+    "build_net",
+    "draw_seed",
+    "prefix_patterns",
+    "seeded",
+]
+
+
+class BodyHeadModule(nn.Module):
+    """``head(body(x))``, exposing the body's features to knowledge terms.
+
+    Parameter names start with ``body.`` or ``head.``, which is what
+    ``freeze`` and the learning-rate groups refer to.
+    """
+
+    def __init__(self, body, head):
+        super().__init__()
+        self.body = body
+        self.head = head
+
+    def forward(self, inputs):
+        return self.head(self.body(inputs))
+
+    def forward_with_features(self, inputs):
+        features = self.body(inputs)
+        return features, self.head(features)
+
+
+class Targets(NamedTuple):
+    """What a training batch carries besides the inputs."""
+
+    y: torch.Tensor
+    sample_weight: torch.Tensor | None
+    index: torch.Tensor
+
+
+class InMemoryDataset(torch.utils.data.Dataset):
+    """Tensors held in memory (on the training device), batched by slicing.
+
+    ``__getitem__`` exists for compatibility; :class:`TransferNet` never calls
+    it, it gathers whole batches with one index operation instead.
+    """
+
+    def __init__(self, X, y, sample_weight=None):
+        self.X = X
+        self.y = y
+        self.sample_weight = sample_weight
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    def __getitem__(self, i):
+        return self.X[i], self.y[i]
+
+
+class _Batches:
+    """Iterate over an :class:`InMemoryDataset` one sliced batch at a time.
+
+    Each pass draws a new permutation when ``shuffle`` is true, from a
+    generator seeded once per fit, so a fixed seed fixes every epoch's order.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle, generator):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self):
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self):
+        dataset = self.dataset
+        n_samples = len(dataset)
+        device = dataset.X.device
+        if self.shuffle:
+            order = torch.randperm(n_samples, generator=self.generator).to(device)
+        else:
+            order = torch.arange(n_samples, device=device)
+        for start in range(0, n_samples, self.batch_size):
+            index = order[start : start + self.batch_size]
+            weight = (
+                None if dataset.sample_weight is None else dataset.sample_weight[index]
+            )
+            yield dataset.X[index], Targets(dataset.y[index], weight, index)
+
+
+def prefix_patterns(prefixes):
+    """fnmatch patterns matching parameters under each module-name prefix."""
+    return [pattern for prefix in prefixes for pattern in (prefix, prefix + ".*")]
+
+
+class TransferNet(NeuralNet):
+    """skorch net that trains a :class:`BodyHeadModule` for sktransfer.
+
+    On top of :class:`skorch.NeuralNet` it adds a per-sample ``criterion``
+    reduced with sample weights, an optional ``penalty`` added to the training
+    loss, and fast in-memory batching. Build it with :func:`build_net`.
+
+    Parameters
+    ----------
+    penalty : callable or None
+        ``penalty(module, inputs, features, outputs, index) -> scalar tensor``,
+        added to the training loss (already multiplied by its weight λ).
+        ``index`` holds the batch rows' positions in the training set, so that
+        a term can look up quantities it computed once per fit.
+    shuffle_seed : int
+        Seeds the generator that orders the training batches.
+    """
+
+    def __init__(self, *args, penalty=None, shuffle_seed=0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.penalty = penalty
+        self.shuffle_seed = shuffle_seed
+
+    def get_iterator(self, dataset, training=False):
+        if not isinstance(dataset, InMemoryDataset):
+            return super().get_iterator(dataset, training=training)
+        if training:
+            if not hasattr(self, "_generator"):
+                self._generator = torch.Generator().manual_seed(self.shuffle_seed)
+            return _Batches(dataset, self.batch_size, True, self._generator)
+        return _Batches(dataset, self.batch_size, False, None)
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        inputs, targets = batch
+        features, outputs = self.module_.forward_with_features(inputs)
+        loss = self.get_loss(outputs, targets, X=inputs, training=True)
+        if self.penalty is not None:
+            loss = loss + self.penalty(
+                self.module_, inputs, features, outputs, targets.index
+            )
+        loss.backward()
+        return {"loss": loss, "y_pred": outputs}
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        if not isinstance(y_true, Targets):
+            return super().get_loss(y_pred, y_true, X=X, training=training)
+        per_sample = self.criterion_(y_pred, y_true.y)
+        if per_sample.ndim > 1:
+            per_sample = per_sample.flatten(start_dim=1).mean(dim=1)
+        if y_true.sample_weight is None:
+            return per_sample.mean()
+        weight = y_true.sample_weight
+        return (per_sample * weight).sum() / weight.sum().clamp_min(
+            torch.finfo(weight.dtype).tiny
+        )
+
+    def _set_training(self, training=True):
+        # skorch calls this for every batch; module.train() walks every
+        # sub-module, which costs more than the step itself on small nets.
+        if self.module_.training != training:
+            super()._set_training(training)
+
+    def predict_outputs(self, X, dtype):
+        """Raw network outputs for a numpy array, batched, in eval mode."""
+        from ._validation import to_batch_tensor
+
+        self.module_.eval()
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], self.batch_size):
+                inputs = to_batch_tensor(
+                    X[start : start + self.batch_size], dtype, self.device
+                )
+                chunks.append(self.module_(inputs).cpu())
+        return torch.cat(chunks).numpy()
+
+
+def build_net(
+    module,
+    *,
+    criterion,
+    optimizer,
+    optimizer_kwargs,
+    lr,
+    max_epochs,
+    batch_size,
+    device,
+    verbose,
+    seed,
+    freeze_prefixes=(),
+    unfreeze_at=None,
+    lr_groups=(),
+    validation_data=None,
+    n_iter_no_change=10,
+    penalty=None,
+):
+    """Assemble a :class:`TransferNet` from the estimators' settings.
+
+    Parameters
+    ----------
+    freeze_prefixes : list of str
+        Parameter-name prefixes of ``module`` that do not train, until epoch
+        ``unfreeze_at`` (1-based) when given.
+    lr_groups : list of (prefixes, lr)
+        Learning rates of parameter groups; the rest uses ``lr``.
+    validation_data : InMemoryDataset or None
+        When given, the validation loss is reported every epoch and training
+        stops after ``n_iter_no_change`` epochs without improvement, keeping
+        the best epoch's weights.
+    """
+    callbacks = []
+    if freeze_prefixes:
+        patterns = prefix_patterns(freeze_prefixes)
+        callbacks.append(("freeze", Freezer(patterns, at=1)))
+        if unfreeze_at is not None:
+            callbacks.append(("unfreeze", Unfreezer(patterns, at=unfreeze_at)))
+    if validation_data is not None:
+        callbacks.append(
+            (
+                "early_stopping",
+                EarlyStopping(
+                    monitor="valid_loss",
+                    patience=n_iter_no_change,
+                    load_best=True,
+                    sink=print if verbose else _silent,
+                ),
+            )
+        )
+    optimizer_params = {
+        f"optimizer__{key}": value for key, value in (optimizer_kwargs or {}).items()
+    }
+    param_groups = [
+        (pattern, {"lr": group_lr})
+        for prefixes, group_lr in lr_groups
+        for pattern in prefix_patterns(prefixes)
+    ]
+    if param_groups:
+        optimizer_params["optimizer__param_groups"] = param_groups
+    return TransferNet(
+        module,
+        criterion=criterion,
+        optimizer=optimizer,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        train_split=(
+            None if validation_data is None else predefined_split(validation_data)
+        ),
+        callbacks=callbacks,
+        device=device,
+        verbose=verbose,
+        penalty=penalty,
+        shuffle_seed=seed,
+        **optimizer_params,
+    )
+
+
+def _silent(*args, **kwargs):
+    pass
+
+
+@contextlib.contextmanager
+def seeded(seed, device):
+    """Seed torch for one fit, then restore the global generator.
+
+    Weight initialisation and dropout draw from torch's global generator;
+    forking it keeps the user's own random stream untouched.
+    """
+    devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def draw_seed(random_state):
+    """An int seed from a sklearn ``random_state``."""
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))

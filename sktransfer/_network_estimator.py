@@ -1,0 +1,371 @@
+"""Front-end machinery shared by every estimator that trains a network.
+
+An estimator here validates X and y, builds ``body + head`` from the source
+network, hands it to the training engine, and predicts with the result.
+Classification and regression differ only in how targets are encoded and
+which loss is used; those live in the two small mixins at the bottom.
+"""
+
+import os
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+from torch import nn
+
+from ._base import SourceModuleMixin
+from ._engine import BodyHeadModule, InMemoryDataset, build_net, draw_seed, seeded
+from ._source import resolve_source, split_body_head
+from ._validation import check_input_fits_source, network_dtype, reads_integers
+
+__all__ = ["BaseNetworkEstimator", "ClassifierTargetsMixin", "RegressorTargetsMixin"]
+
+
+class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
+    """Fit ``head(body(x))`` built from the source network, through the engine.
+
+    Subclasses provide the target handling (a mixin below) and may add a
+    penalty by overriding :meth:`_make_penalty`.
+    """
+
+    _parameter_constraints = {
+        "source_module": "no_validation",
+        "source_weights": [str, os.PathLike, None],
+        "head": [StrOptions({"auto", "reuse", "new"})],
+        "freeze": [str, list, tuple, None],
+        "unfreeze_at": [Interval(Integral, 1, None, closed="left"), None],
+        "body_lr_ratio": [Interval(Real, 0, None, closed="left")],
+        "reinitialize": ["boolean"],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "optimizer": [callable],
+        "optimizer_kwargs": [dict, None],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def _make_penalty(self, source_network, dataset, module):
+        """Return the engine's penalty callable, or None (plain fine-tuning)."""
+        return None
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fine-tune the network on (X, y).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, ...)
+            Inputs the source network accepts: 2-D tabular data, or n-D data
+            such as images ``(n_samples, channels, height, width)``.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target labels (classifier) or values (regressor).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss; None weighs every sample equally.
+
+        Returns
+        -------
+        self : object
+        """
+        source_network = resolve_source(self.source_module, self.source_weights)
+        integer_input = reads_integers(source_network)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=None if integer_input else "numeric",
+            allow_nd=True,
+            ensure_all_finite=True,
+            **self._y_validation_params(),
+        )
+        check_input_fits_source(X, source_network)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
+        if self.unfreeze_at is not None and not self.freeze:
+            raise ValueError(
+                f"unfreeze_at={self.unfreeze_at} needs something to unfreeze; "
+                "set freeze as well (e.g. freeze='body')."
+            )
+        y_encoded = self._encode_targets(y)
+
+        input_dtype = torch.long if integer_input else network_dtype(source_network)
+        seed = draw_seed(self.random_state)
+        with seeded(seed, self.device):
+            module = self._build_module(source_network, X[:1], input_dtype)
+            freeze_prefixes = _check_prefixes(module, self.freeze)
+            train_index, valid_index = self._split_validation(y_encoded, seed)
+            # One copy per fit, on the training device: batches are slices of
+            # it, and the user's X is never shared with the network.
+            X_all = torch.tensor(X, dtype=input_dtype, device=self.device)
+            y_all = torch.tensor(y_encoded, device=self.device)
+            w_all = torch.tensor(sample_weight, device=self.device)
+            train_data = _subset(X_all, y_all, w_all, train_index)
+            valid_data = (
+                None
+                if valid_index is None
+                else _subset(X_all, y_all, w_all, valid_index)
+            )
+            net = build_net(
+                module,
+                criterion=self._criterion(),
+                optimizer=self.optimizer,
+                optimizer_kwargs=self.optimizer_kwargs,
+                lr=self.lr,
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size,
+                device=self.device,
+                verbose=self.verbose,
+                seed=seed,
+                freeze_prefixes=freeze_prefixes,
+                unfreeze_at=self.unfreeze_at,
+                lr_groups=(
+                    [(["body"], self.lr * self.body_lr_ratio)]
+                    if self.body_lr_ratio != 1
+                    else []
+                ),
+                validation_data=valid_data,
+                n_iter_no_change=self.n_iter_no_change,
+                penalty=self._make_penalty(source_network, train_data, module),
+            )
+            net.fit(train_data, None)
+        net.penalty = None  # may hold cached source outputs; not needed to predict
+        self.net_ = net
+        self.module_ = net.module_
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        self._input_dtype = input_dtype
+        return self
+
+    def _build_module(self, source_network, probe, input_dtype):
+        body, source_head, head_name = split_body_head(source_network)
+        probe = torch.as_tensor(probe, dtype=input_dtype)
+        features = _probe(body, probe)
+        source_width = _output_width(source_head)
+        n_outputs = self._n_outputs()
+        if self.head == "reuse" and source_width != n_outputs:
+            raise ValueError(
+                f"head='reuse' keeps the source head {head_name!r}, which has "
+                f"{source_width} outputs, but the target needs {n_outputs} "
+                f"({self._output_description()}). Use head='new' or 'auto'."
+            )
+        if self.head == "reuse" or (self.head == "auto" and source_width == n_outputs):
+            head, self.head_choice_ = source_head, "reuse"
+        else:
+            head = nn.Linear(features[0].numel(), n_outputs)
+            if features.ndim > 2:
+                head = nn.Sequential(nn.Flatten(), head)
+            head = head.to(network_dtype(body))
+            self.head_choice_ = "new"
+        module = BodyHeadModule(body, head)
+        if self.reinitialize:
+            _reinitialize(module)
+        module.train()
+        return module
+
+    def _split_validation(self, y_encoded, seed):
+        n_samples = y_encoded.shape[0]
+        if not self.early_stopping:
+            return np.arange(n_samples), None
+        stratify = y_encoded if self._stratify_validation(y_encoded) else None
+        return train_test_split(
+            np.arange(n_samples),
+            test_size=self.validation_fraction,
+            random_state=seed,
+            stratify=stratify,
+        )
+
+    def _stratify_validation(self, y_encoded):
+        return False
+
+    def _predict_outputs(self, X):
+        check_is_fitted(self)
+        X = validate_data(
+            self,
+            X,
+            reset=False,
+            dtype=None if self._input_dtype == torch.long else "numeric",
+            allow_nd=True,
+            ensure_all_finite=True,
+        )
+        return self.net_.predict_outputs(X, self._input_dtype)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class ClassifierTargetsMixin:
+    """Labels of any type → ``classes_`` and integer codes; softmax outputs."""
+
+    def _y_validation_params(self):
+        return {}
+
+    def _encode_targets(self, y):
+        check_classification_targets(y)
+        self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        if self.classes_.shape[0] < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes; "
+                f"y holds only one class: {self.classes_[0]!r}."
+            )
+        return y_encoded.astype(np.int64)
+
+    def _n_outputs(self):
+        return self.classes_.shape[0]
+
+    def _output_description(self):
+        return f"one per class of {list(self.classes_)}"
+
+    def _criterion(self):
+        return nn.CrossEntropyLoss(reduction="none")
+
+    def _stratify_validation(self, y_encoded):
+        return np.bincount(y_encoded).min() >= 2
+
+    def predict_proba(self, X):
+        """Class probabilities: the softmax of the network's outputs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``; rows sum to 1.
+        """
+        logits = torch.from_numpy(self._predict_outputs(X)).double()
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict(self, X):
+        """Predict the class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        outputs = self._predict_outputs(X)
+        return self.classes_[outputs.argmax(axis=1)]
+
+
+class RegressorTargetsMixin:
+    """Real-valued targets, one or several outputs; mean squared error."""
+
+    def _y_validation_params(self):
+        return {"multi_output": True, "y_numeric": True}
+
+    def _encode_targets(self, y):
+        self._y_ndim = y.ndim
+        self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
+        return y.reshape(y.shape[0], -1).astype(np.float32)
+
+    def _n_outputs(self):
+        return self.n_outputs_
+
+    def _output_description(self):
+        return "one per target column"
+
+    def _criterion(self):
+        return nn.MSELoss(reduction="none")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def predict(self, X):
+        """Predict target values.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        outputs = self._predict_outputs(X).astype(np.float64)
+        return outputs.ravel() if self._y_ndim == 1 else outputs
+
+
+def _subset(X, y, sample_weight, index):
+    index = torch.as_tensor(index, device=X.device)
+    return InMemoryDataset(X[index], y[index], sample_weight[index])
+
+
+def _probe(body, probe):
+    was_training = body.training
+    body.eval()
+    try:
+        with torch.no_grad():
+            features = body(probe)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(
+            "The source network could not process samples of shape "
+            f"{tuple(probe.shape[1:])}: {exc}"
+        ) from exc
+    finally:
+        body.train(was_training)
+    if isinstance(features, (tuple, list)):
+        raise ValueError(
+            "The body of the source network returns a "
+            f"{type(features).__name__}; a tensor of features is needed."
+        )
+    return features
+
+
+def _output_width(head):
+    linear_layers = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    return linear_layers[-1].out_features if linear_layers else None
+
+
+def _check_prefixes(module, freeze):
+    if freeze is None:
+        return []
+    prefixes = [freeze] if isinstance(freeze, str) else list(freeze)
+    names = [name for name, _ in module.named_parameters()]
+    for prefix in prefixes:
+        if not any(name == prefix or name.startswith(prefix + ".") for name in names):
+            shown = sorted({name.rsplit(".", 1)[0] for name in names})
+            raise ValueError(
+                f"freeze={prefix!r} matches no parameter of the network. Names "
+                "start with 'body.' (the source network without its head) or "
+                f"'head.'; modules with parameters: {shown[:20]}."
+            )
+    return prefixes
+
+
+def _reinitialize(module):
+    """Fresh weights everywhere, for structure transfer (the baseline)."""
+    kept = []
+    for name, submodule in module.named_modules():
+        own = [p for p, _ in submodule.named_parameters(recurse=False)]
+        if hasattr(submodule, "reset_parameters"):
+            submodule.reset_parameters()
+        elif own:
+            kept.extend(f"{name}.{p}" for p in own)
+    if kept:
+        warnings.warn(
+            "reinitialize=True could not reset these parameters, whose modules "
+            f"have no reset_parameters(); they keep the source weights: {kept}",
+            UserWarning,
+            stacklevel=3,
+        )
