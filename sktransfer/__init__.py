@@ -1,13 +1,20 @@
 """Transfer learning as scikit-learn estimators."""
 
-from . import datasets
+from . import datasets, knowledge
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
+from ._knowledge_regularized import (
+    KnowledgeRegularizedClassifier,
+    KnowledgeRegularizedRegressor,
+)
 
 __all__ = [
     "FineTunedClassifier",
     "FineTunedRegressor",
+    "KnowledgeRegularizedClassifier",
+    "KnowledgeRegularizedRegressor",
     "PretrainedFeatureTransformer",
     "datasets",
+    "knowledge",
 ]
 __version__ = "0.1.0.dev0"

@@ -59,8 +59,19 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    def _make_penalty(self, source_network, dataset, module):
-        """Return the engine's penalty callable, or None (plain fine-tuning)."""
+    def _source_reference(self, source_network):
+        """A pristine copy of the source network for the penalty, or None.
+
+        Called before the source network is split into body and head.
+        """
+        return None
+
+    def _make_penalty(self, source_reference, train_data, module):
+        """The engine's penalty, or None (plain fine-tuning).
+
+        Returns an object with ``__call__`` (see :class:`TransferNet`) and
+        ``release()``, called once training has ended.
+        """
         return None
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -104,7 +115,12 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         input_dtype = torch.long if integer_input else network_dtype(source_network)
         seed = draw_seed(self.random_state)
         with seeded(seed, self.device):
-            module = self._build_module(source_network, X[:1], input_dtype)
+            # A first pass checks that X fits the whole network, and gives
+            # lazy layers their (seeded) weights before anything is copied.
+            probe = torch.as_tensor(X[:1], dtype=input_dtype)
+            _probe(source_network, probe)
+            source_reference = self._source_reference(source_network)
+            module = self._build_module(source_network, probe)
             freeze_prefixes = _check_prefixes(module, self.freeze)
             train_index, valid_index = self._split_validation(y_encoded, seed)
             # One copy per fit, on the training device: batches are slices of
@@ -118,6 +134,8 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                 if valid_index is None
                 else _subset(X_all, y_all, w_all, valid_index)
             )
+            module.to(self.device)
+            penalty = self._make_penalty(source_reference, train_data, module)
             net = build_net(
                 module,
                 criterion=self._criterion(),
@@ -138,10 +156,15 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                 ),
                 validation_data=valid_data,
                 n_iter_no_change=self.n_iter_no_change,
-                penalty=self._make_penalty(source_network, train_data, module),
+                penalty=penalty,
             )
-            net.fit(train_data, None)
-        net.penalty = None  # may hold cached source outputs; not needed to predict
+            try:
+                net.fit(train_data, None)
+            finally:
+                if penalty is not None:
+                    penalty.release()
+                    # Cached source quantities are not needed to predict.
+                    net.penalty = None
         self.net_ = net
         self.module_ = net.module_
         self.history_ = net.history
@@ -149,9 +172,8 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         self._input_dtype = input_dtype
         return self
 
-    def _build_module(self, source_network, probe, input_dtype):
+    def _build_module(self, source_network, probe):
         body, source_head, head_name = split_body_head(source_network)
-        probe = torch.as_tensor(probe, dtype=input_dtype)
         features = _probe(body, probe)
         source_width = _output_width(source_head)
         n_outputs = self._n_outputs()

@@ -15,6 +15,8 @@ import sktransfer
 from sktransfer import (
     FineTunedClassifier,
     FineTunedRegressor,
+    KnowledgeRegularizedClassifier,
+    KnowledgeRegularizedRegressor,
     PretrainedFeatureTransformer,
 )
 
@@ -35,7 +37,8 @@ def _lazy_source():
     )
 
 
-_TRAINING = {"max_epochs": 60, "lr": 0.01, "batch_size": 16}
+# Full-batch steps keep the dozens of fits in the checks fast.
+_TRAINING = {"max_epochs": 50, "lr": 0.03, "batch_size": 256}
 
 CHECK_INSTANCES = {
     PretrainedFeatureTransformer: [
@@ -43,6 +46,17 @@ CHECK_INSTANCES = {
     ],
     FineTunedClassifier: [FineTunedClassifier(_lazy_source(), **_TRAINING)],
     FineTunedRegressor: [FineTunedRegressor(_lazy_source(), **_TRAINING)],
+    KnowledgeRegularizedClassifier: [
+        KnowledgeRegularizedClassifier(_lazy_source(), lam=0.01, **_TRAINING),
+        KnowledgeRegularizedClassifier(
+            _lazy_source(), knowledge="outputs", lam=0.1, **_TRAINING
+        ),
+    ],
+    KnowledgeRegularizedRegressor: [
+        KnowledgeRegularizedRegressor(
+            _lazy_source(), knowledge="features", lam=0.01, **_TRAINING
+        ),
+    ],
 }
 
 _JOBLIB_HASH_OF_MODULES = (
@@ -60,6 +74,13 @@ _MINIBATCH_WEIGHTS = (
     "reason). The weighted loss itself is tested in test_fine_tuning.py."
 )
 
+_FLOAT32_BATCH_SHAPES = (
+    "The networks compute in float32, and BLAS picks its blocking from the "
+    "batch shape, so predicting a subset can differ from predicting all rows "
+    "in the last float32 digit (2e-7 relative), above the check's 1e-7 "
+    "tolerance. Predictions agree to float32 precision."
+)
+
 # Each entry: check name -> why a reviewer should accept the failure.
 EXPECTED_FAILED_CHECKS = {
     PretrainedFeatureTransformer: {
@@ -69,9 +90,19 @@ EXPECTED_FAILED_CHECKS = {
     # check_estimators_overwrite_params passes for the trained estimators.
     FineTunedClassifier: {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
     FineTunedRegressor: {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    KnowledgeRegularizedClassifier: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    KnowledgeRegularizedRegressor: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
 }
 

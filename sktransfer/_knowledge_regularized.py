@@ -1,0 +1,282 @@
+"""Knowledge transfer: fine-tuning with a penalty that ties the net to its source."""
+
+import copy
+from numbers import Real
+
+import torch
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._engine import BodyHeadModule
+from ._fine_tuning import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
+from ._network_estimator import (
+    BaseNetworkEstimator,
+    ClassifierTargetsMixin,
+    RegressorTargetsMixin,
+)
+from ._source import split_body_head
+from .knowledge import (
+    L2SP,
+    FeatureDistillation,
+    NewParameterL2,
+    OutputDistillation,
+    SourceContext,
+)
+
+__all__ = ["KnowledgeRegularizedClassifier", "KnowledgeRegularizedRegressor"]
+
+
+class _WeightedPenalty:
+    """``Σ weight · term(...)`` over the active terms, for the engine."""
+
+    def __init__(self, weighted_terms):
+        self.weighted_terms = weighted_terms
+
+    def __call__(self, module, inputs, features, outputs, index):
+        total = 0.0
+        for weight, term in self.weighted_terms:
+            total = total + weight * term(module, inputs, features, outputs, index)
+        return total
+
+    def release(self):
+        for _, term in self.weighted_terms:
+            release = getattr(term, "release", None)
+            if release is not None:
+                release()
+
+
+class _KnowledgeRegularized(BaseNetworkEstimator):
+    _parameter_constraints = {
+        **BaseNetworkEstimator._parameter_constraints,
+        "knowledge": [StrOptions({"l2sp", "features", "outputs"}), callable],
+        "lam": [Interval(Real, 0, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "feature_layers": [list, tuple, None],
+    }
+
+    def __init__(
+        self,
+        source_module,
+        *,
+        knowledge="l2sp",
+        lam=0.01,
+        beta=0.0,
+        temperature=2.0,
+        feature_layers=None,
+        source_weights=None,
+        head="auto",
+        freeze=None,
+        unfreeze_at=None,
+        body_lr_ratio=1.0,
+        reinitialize=False,
+        max_epochs=30,
+        lr=1e-3,
+        batch_size=32,
+        optimizer=torch.optim.Adam,
+        optimizer_kwargs=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.source_module = source_module
+        self.knowledge = knowledge
+        self.lam = lam
+        self.beta = beta
+        self.temperature = temperature
+        self.feature_layers = feature_layers
+        self.source_weights = source_weights
+        self.head = head
+        self.freeze = freeze
+        self.unfreeze_at = unfreeze_at
+        self.body_lr_ratio = body_lr_ratio
+        self.reinitialize = reinitialize
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _knowledge_term(self):
+        if self.knowledge == "l2sp":
+            return L2SP()
+        if self.knowledge == "features":
+            return FeatureDistillation(layers=self.feature_layers)
+        if self.knowledge == "outputs":
+            return OutputDistillation(temperature=self.temperature)
+        # The user's object may keep state in prepare(): work on a copy.
+        return copy.deepcopy(self.knowledge)
+
+    def _source_reference(self, source_network):
+        if self.lam == 0 and self.beta == 0:
+            # Nothing to add: train exactly as FineTuned* would.
+            return None
+        return copy.deepcopy(source_network)
+
+    def _make_penalty(self, source_reference, train_data, module):
+        if source_reference is None:
+            return None
+        head_is_new = self.head_choice_ == "new"
+        weighted_terms = []
+        if self.lam > 0:
+            weighted_terms.append((self.lam, self._knowledge_term()))
+        if self.beta > 0 and head_is_new:
+            weighted_terms.append((self.beta, NewParameterL2()))
+        if not weighted_terms:
+            return None
+        body, head, _ = split_body_head(source_reference)
+        reference_module = BodyHeadModule(body, head).to(self.device)
+        reference_module.requires_grad_(False).eval()
+        context = SourceContext(
+            source_module=reference_module,
+            target_module=module,
+            inputs=train_data.X,
+            batch_size=max(self.batch_size, 256),
+            head_is_new=head_is_new,
+            task=self._task,
+        )
+        penalty = _WeightedPenalty(weighted_terms)
+        try:
+            for _, term in weighted_terms:
+                prepare = getattr(term, "prepare", None)
+                if prepare is not None:
+                    prepare(context)
+        except BaseException:
+            penalty.release()
+            raise
+        return penalty
+
+
+_KNOWLEDGE_PARAMETERS = """\
+    knowledge : {"l2sp", "features", "outputs"} or callable, default="l2sp"
+        The knowledge term ``K(θ)``:
+
+        - ``"l2sp"``: :class:`~sktransfer.knowledge.L2SP`,
+          ``½‖θ_S − θ_S⁰‖²`` over the parameters that come from the source
+          network (L2-SP);
+        - ``"features"``: :class:`~sktransfer.knowledge.FeatureDistillation`,
+          mean squared distance between the target's and the source's
+          activations on the same inputs (the body's output, or the layers in
+          ``feature_layers``);
+        - ``"outputs"``: :class:`~sktransfer.knowledge.OutputDistillation`,
+          distillation from the source network's outputs at ``temperature``
+          (Learning without Forgetting when the head is new);
+        - an object following the :class:`~sktransfer.knowledge.KnowledgeTerm`
+          protocol, or a plain callable
+          ``K(module, inputs, features, outputs, index) -> scalar tensor``.
+
+        Whatever the source network contributes is computed once per ``fit``.
+    lam : float, default=0.01
+        Weight λ of the knowledge term. 0 trains exactly as
+        ``FineTunedClassifier`` / ``FineTunedRegressor`` with the same
+        settings; larger values keep the network closer to its source. Tune
+        it with ``GridSearchCV``.
+    beta : float, default=0.0
+        Weight of ``½‖θ_new‖²`` on the parameters of a new head (the β of
+        L2-SP); it applies with any ``knowledge``.
+    temperature : float, default=2.0
+        Softmax temperature of ``knowledge="outputs"``.
+    feature_layers : list of str or None, default=None
+        Layers matched by ``knowledge="features"``, named as in the source
+        network's ``named_modules()``; None matches the body's output.
+"""
+
+
+class KnowledgeRegularizedClassifier(
+    ClassifierTargetsMixin, ClassifierMixin, _KnowledgeRegularized
+):
+    __doc__ = f"""Fine-tune a classifier while staying close to the source network.
+
+    Knowledge transfer: minimises
+
+    ``Σ_i w_i CE(y_i, f_θ(x_i)) / Σ_i w_i + lam · K(θ)``
+
+    where ``K`` measures how far the target network has drifted from what
+    the source network knows (its weights, its features or its outputs).
+    Everything else (head, freezing, learning rates, seeding) is as in
+    :class:`FineTunedClassifier`.
+
+    Parameters
+    ----------
+{_KNOWLEDGE_PARAMETERS}{_SHARED_PARAMETERS}
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, in the order of the network's outputs.
+{_SHARED_ATTRIBUTES}
+    See Also
+    --------
+    FineTunedClassifier : the same without the knowledge term (``lam=0``).
+    sktransfer.knowledge : the knowledge terms and their protocol.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sktransfer import KnowledgeRegularizedClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> source = torch.nn.Sequential(
+    ...     torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5))
+    >>> clf = KnowledgeRegularizedClassifier(
+    ...     source, knowledge="l2sp", max_epochs=20, lr=0.01, random_state=0)
+    >>> search = GridSearchCV(clf, {{"lam": [0.0, 0.1, 1.0]}}, cv=3).fit(X, y)
+    >>> search.best_params_["lam"] in (0.0, 0.1, 1.0)
+    True
+    """
+
+    _task = "classification"
+
+
+class KnowledgeRegularizedRegressor(
+    RegressorTargetsMixin, RegressorMixin, _KnowledgeRegularized
+):
+    __doc__ = f"""Fine-tune a regressor while staying close to the source network.
+
+    Knowledge transfer: minimises
+
+    ``Σ_i w_i ‖y_i − f_θ(x_i)‖² / Σ_i w_i + lam · K(θ)``
+
+    where ``K`` measures how far the target network has drifted from what
+    the source network knows. Everything else is as in
+    :class:`FineTunedRegressor`.
+
+    Parameters
+    ----------
+{_KNOWLEDGE_PARAMETERS}{_SHARED_PARAMETERS}
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of target columns.
+{_SHARED_ATTRIBUTES}
+    See Also
+    --------
+    FineTunedRegressor : the same without the knowledge term (``lam=0``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sktransfer import KnowledgeRegularizedRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(100, 3))
+    >>> y = X @ np.array([1.0, -2.0, 0.5])
+    >>> source = torch.nn.Sequential(
+    ...     torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    >>> reg = KnowledgeRegularizedRegressor(
+    ...     source, knowledge="features", lam=0.1, max_epochs=50, lr=0.01,
+    ...     random_state=0).fit(X, y)
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    """
+
+    _task = "regression"
