@@ -7,6 +7,7 @@ nothing about which transfer strategy is used.
 """
 
 import contextlib
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -87,8 +88,16 @@ class _Batches:
         self.shuffle = shuffle
         self.generator = generator
 
+    def _starts(self, n_samples):
+        starts = list(range(0, n_samples, self.batch_size))
+        # A batch of one sample breaks batch normalisation in training mode:
+        # it joins the batch before it.
+        if self.shuffle and len(starts) > 1 and n_samples - starts[-1] == 1:
+            starts.pop()
+        return starts
+
     def __len__(self):
-        return -(-len(self.dataset) // self.batch_size)
+        return len(self._starts(len(self.dataset)))
 
     def __iter__(self):
         dataset = self.dataset
@@ -98,8 +107,9 @@ class _Batches:
             order = torch.randperm(n_samples, generator=self.generator).to(device)
         else:
             order = torch.arange(n_samples, device=device)
-        for start in range(0, n_samples, self.batch_size):
-            index = order[start : start + self.batch_size]
+        starts = self._starts(n_samples)
+        for start, stop in itertools.pairwise([*starts, n_samples]):
+            index = order[start:stop]
             weight = (
                 None if dataset.sample_weight is None else dataset.sample_weight[index]
             )

@@ -13,6 +13,7 @@ from ._network_estimator import (
     BaseNetworkEstimator,
     ClassifierTargetsMixin,
     RegressorTargetsMixin,
+    logits_head,
 )
 from ._source import split_body_head
 from .knowledge import (
@@ -134,7 +135,7 @@ class _KnowledgeRegularized(BaseNetworkEstimator):
         if not weighted_terms:
             return None
         body, head, _ = split_body_head(source_reference)
-        reference_module = BodyHeadModule(body, head).to(self.device)
+        reference_module = BodyHeadModule(body, logits_head(head)).to(self.device)
         reference_module.requires_grad_(False).eval()
         context = SourceContext(
             source_module=reference_module,

@@ -28,7 +28,12 @@ from ._engine import BodyHeadModule, InMemoryDataset, build_net, draw_seed, seed
 from ._source import resolve_source, split_body_head
 from ._validation import check_input_fits_source, network_dtype, reads_integers
 
-__all__ = ["BaseNetworkEstimator", "ClassifierTargetsMixin", "RegressorTargetsMixin"]
+__all__ = [
+    "BaseNetworkEstimator",
+    "ClassifierTargetsMixin",
+    "RegressorTargetsMixin",
+    "logits_head",
+]
 
 
 class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
@@ -117,8 +122,8 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         with seeded(seed, self.device):
             # A first pass checks that X fits the whole network, and gives
             # lazy layers their (seeded) weights before anything is copied.
-            probe = torch.as_tensor(X[:1], dtype=input_dtype)
-            _probe(source_network, probe)
+            probe = torch.tensor(X[:1], dtype=input_dtype)
+            _probe(source_network, probe.clone())
             source_reference = self._source_reference(source_network)
             module = self._build_module(source_network, probe)
             freeze_prefixes = _check_prefixes(module, self.freeze)
@@ -174,8 +179,8 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
 
     def _build_module(self, source_network, probe):
         body, source_head, head_name = split_body_head(source_network)
-        features = _probe(body, probe)
-        source_width = _output_width(source_head)
+        features = _probe(body, probe.clone())
+        source_width = _output_width(source_head, features)
         n_outputs = self._n_outputs()
         if self.head == "reuse" and source_width != n_outputs:
             raise ValueError(
@@ -184,7 +189,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                 f"({self._output_description()}). Use head='new' or 'auto'."
             )
         if self.head == "reuse" or (self.head == "auto" and source_width == n_outputs):
-            head, self.head_choice_ = source_head, "reuse"
+            head, self.head_choice_ = logits_head(source_head), "reuse"
         else:
             head = nn.Linear(features[0].numel(), n_outputs)
             if features.ndim > 2:
@@ -354,7 +359,30 @@ def _probe(body, probe):
     return features
 
 
-def _output_width(head):
+def logits_head(head):
+    # Cross-entropy and predict_proba take logits: log-probabilities are
+    # logits of the same distribution, so a trailing Softmax becomes LogSoftmax.
+    if isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Softmax):
+        return nn.Sequential(*head[:-1], nn.LogSoftmax(dim=head[-1].dim))
+    return head
+
+
+def _output_width(head, features):
+    was_training = head.training
+    head.eval()
+    try:
+        with torch.no_grad():
+            outputs = head(features)
+    except (RuntimeError, ValueError, TypeError):
+        outputs = None
+    finally:
+        head.train(was_training)
+    if isinstance(outputs, torch.Tensor) and outputs.ndim == 2:
+        return outputs.shape[1]
+    return _declared_width(head)
+
+
+def _declared_width(head):
     linear_layers = [m for m in head.modules() if isinstance(m, nn.Linear)]
     return linear_layers[-1].out_features if linear_layers else None
 

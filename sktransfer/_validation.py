@@ -66,4 +66,4 @@ def to_batch_tensor(X_batch, dtype, device):
     is never skipped: a network that changes its input in place
     (``x /= 255``, an in-place ReLU first) must not write into the user's X.
     """
-    return torch.tensor(np.asarray(X_batch), dtype=dtype, device=device)
+    return torch.tensor(np.ascontiguousarray(X_batch), dtype=dtype, device=device)
