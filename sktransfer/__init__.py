@@ -1,6 +1,6 @@
 """Transfer learning as scikit-learn estimators."""
 
-from . import datasets, knowledge
+from . import datasets, knowledge, model_selection
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
 from ._knowledge_regularized import (
@@ -16,5 +16,6 @@ __all__ = [
     "PretrainedFeatureTransformer",
     "datasets",
     "knowledge",
+    "model_selection",
 ]
 __version__ = "0.1.0.dev0"

@@ -1,0 +1,310 @@
+"""Cross-validate transfer strategies against a baseline on the same splits."""
+
+import warnings
+
+import numpy as np
+from scipy import stats
+from sklearn.base import is_classifier
+from sklearn.model_selection import check_cv, cross_validate
+from sklearn.utils.multiclass import type_of_target
+
+__all__ = [
+    "NegativeTransferWarning",
+    "StrategyComparison",
+    "compare_strategies",
+    "corrected_paired_ttest",
+]
+
+
+class NegativeTransferWarning(UserWarning):
+    """A transfer strategy scored significantly worse than the baseline."""
+
+
+def _named_estimators(estimators, baseline):
+    named = dict(estimators)
+    if isinstance(baseline, str):
+        if baseline not in named:
+            raise ValueError(
+                f"baseline={baseline!r} is not one of the estimators' names: "
+                f"{list(named)}."
+            )
+        return named, baseline
+    if "baseline" in named:
+        raise ValueError(
+            "baseline is an estimator but another estimator is already called "
+            "'baseline'; pass the baseline's name instead."
+        )
+    return {"baseline": baseline, **named}, "baseline"
+
+
+def default_scoring(estimators, y):
+    """Metrics that are defined for this task and these estimators."""
+    if not all(is_classifier(est) for est in estimators):
+        return ["r2", "neg_mean_squared_error", "neg_mean_absolute_error"]
+    scoring = ["accuracy", "balanced_accuracy", "f1_macro"]
+    has_scores = all(
+        hasattr(est, "predict_proba") or hasattr(est, "decision_function")
+        for est in estimators
+    )
+    if has_scores:
+        binary = type_of_target(y) == "binary"
+        scoring.append("roc_auc" if binary else "roc_auc_ovr")
+    return scoring
+
+
+def corrected_paired_ttest(differences, n_train, n_test):
+    """Nadeau & Bengio's corrected resampled t-test on per-fold differences.
+
+    Cross-validation folds share training data, so their scores are
+    correlated and the plain paired t-test is far too optimistic. The
+    correction inflates the variance by ``1/k + n_test/n_train``.
+
+    Parameters
+    ----------
+    differences : ndarray of shape (n_folds,)
+        Score of a strategy minus score of the baseline, per fold.
+    n_train, n_test : int
+        Sizes of a training and a test fold.
+
+    Returns
+    -------
+    t_statistic, p_value : float
+        Two-sided p-value; NaN when every difference is equal.
+
+    References
+    ----------
+    Nadeau & Bengio, "Inference for the Generalization Error", Machine
+    Learning 52, 2003.
+    """
+    differences = np.asarray(differences, dtype=float)
+    n_folds = differences.shape[0]
+    variance = differences.var(ddof=1)
+    if n_folds < 2 or not np.isfinite(variance) or variance == 0:
+        return np.nan, np.nan
+    corrected = variance * (1 / n_folds + n_test / n_train)
+    t_statistic = differences.mean() / np.sqrt(corrected)
+    p_value = 2 * stats.t.sf(np.abs(t_statistic), df=n_folds - 1)
+    return float(t_statistic), float(p_value)
+
+
+class StrategyComparison:
+    """What :func:`compare_strategies` found.
+
+    Attributes
+    ----------
+    scores : dict of str to dict of str to ndarray
+        Per strategy, per metric (and ``fit_time``), the score of each fold.
+    summary : list of dict
+        One row per strategy and metric: ``strategy``, ``metric``, ``mean``,
+        ``std``, and against the baseline ``difference`` (mean of per-fold
+        differences), ``t_statistic`` and ``p_value``.
+    baseline : str
+    metrics : list of str
+        The first one decides the negative-transfer warning.
+    negative_transfer : list of str
+        Strategies significantly worse than the baseline on ``metrics[0]``.
+    alpha : float
+    """
+
+    def __init__(self, scores, summary, baseline, metrics, negative_transfer, alpha):
+        self.scores = scores
+        self.summary = summary
+        self.baseline = baseline
+        self.metrics = metrics
+        self.negative_transfer = negative_transfer
+        self.alpha = alpha
+
+    def to_frame(self):
+        """The summary as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - exercised without pandas
+            raise ImportError("to_frame() needs pandas: pip install pandas") from exc
+        return pd.DataFrame(self.summary).set_index(["strategy", "metric"])
+
+    def _row(self, strategy, metric):
+        return next(
+            row
+            for row in self.summary
+            if row["strategy"] == strategy and row["metric"] == metric
+        )
+
+    def __repr__(self):
+        primary = self.metrics[0]
+        header = ["strategy", *self.metrics, f"Δ {primary}", "p", "fit_time (s)"]
+        rows = [header]
+        for strategy in self.scores:
+            is_baseline = strategy == self.baseline
+            cells = [strategy + (" (baseline)" if is_baseline else "")]
+            for metric in self.metrics:
+                row = self._row(strategy, metric)
+                cells.append(f"{row['mean']:.3f} ± {row['std']:.3f}")
+            row = self._row(strategy, primary)
+            cells.append("" if is_baseline else f"{row['difference']:+.3f}")
+            p_value = row["p_value"]
+            cells.append("" if np.isnan(p_value) else f"{p_value:.3f}")
+            cells.append(f"{self._row(strategy, 'fit_time')['mean']:.3g}")
+            rows.append(cells)
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines = [
+            "  ".join(
+                cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+            for row in rows
+        ]
+        lines.insert(1, "  ".join("-" * width for width in widths))
+        if self.negative_transfer:
+            lines.append(
+                f"Negative transfer (worse than {self.baseline!r} on {primary}, "
+                f"p < {self.alpha}): " + ", ".join(self.negative_transfer)
+            )
+        return "\n".join(lines)
+
+
+def compare_strategies(
+    estimators,
+    X,
+    y,
+    *,
+    baseline,
+    cv=5,
+    scoring=None,
+    groups=None,
+    n_jobs=None,
+    params=None,
+    alpha=0.05,
+    error_score=np.nan,
+):
+    """Cross-validate transfer strategies and a baseline on the same splits.
+
+    Every estimator is scored with :func:`sklearn.model_selection.cross_validate`
+    on identical folds, so their per-fold scores can be compared in pairs.
+    Each strategy's per-fold difference to the baseline is tested with the
+    corrected resampled t-test (:func:`corrected_paired_ttest`); a strategy
+    significantly *worse* than the baseline on the first metric raises a
+    :class:`NegativeTransferWarning`.
+
+    Parameters
+    ----------
+    estimators : dict of str to estimator, or list of (str, estimator)
+        The strategies, by name.
+    X : array-like of shape (n_samples, ...)
+    y : array-like of shape (n_samples,)
+    baseline : str or estimator
+        The name of one of ``estimators``, or a separate estimator (then
+        called ``"baseline"``), typically a model trained from scratch, e.g.
+        ``FineTunedClassifier(source, reinitialize=True)``.
+    cv : int, cross-validation generator or iterable, default=5
+        As in scikit-learn; an int gives (stratified, for classifiers)
+        K-fold. The splits are drawn once and reused for every estimator.
+    scoring : str, list of str or None, default=None
+        Metrics; the first decides the negative-transfer warning. None picks
+        accuracy, balanced accuracy, macro F1 and ROC AUC (where every
+        estimator can score probabilities) for classifiers; R², negated MSE
+        and negated MAE for regressors.
+    groups : array-like of shape (n_samples,), default=None
+        Group labels for group-aware splitters.
+    n_jobs : int or None, default=None
+        Folds fitted in parallel (per estimator), through joblib.
+    params : dict or None, default=None
+        Fit parameters passed to every estimator's ``fit``.
+    alpha : float, default=0.05
+        Significance level of the negative-transfer warning.
+    error_score : "raise" or float, default=np.nan
+        Score of a fold whose fit fails.
+
+    Returns
+    -------
+    comparison : StrategyComparison
+        Prints as a table; ``to_frame()`` gives a DataFrame.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sktransfer.model_selection import compare_strategies
+    >>> X, y = load_iris(return_X_y=True)
+    >>> result = compare_strategies(
+    ...     {"logistic": LogisticRegression(max_iter=500)}, X, y,
+    ...     baseline=DummyClassifier(), scoring="accuracy", cv=3)
+    >>> result.negative_transfer
+    []
+    >>> print(result)  # doctest: +NORMALIZE_WHITESPACE +ELLIPSIS
+    strategy             accuracy       Δ accuracy  p      fit_time (s)
+    -------------------  -------------  ----------  -----  ------------
+    baseline (baseline)  0.320 ± 0.000                     ...
+    logistic             0.973 ± 0.009  +0.653      0.000  ...
+    """
+    named, baseline_name = _named_estimators(estimators, baseline)
+    first = next(iter(named.values()))
+    splitter = check_cv(cv, y, classifier=is_classifier(first))
+    splits = list(splitter.split(X, y, groups))
+    if scoring is None:
+        metrics = default_scoring(list(named.values()), y)
+    elif isinstance(scoring, str):
+        metrics = [scoring]
+    else:
+        metrics = list(scoring)
+
+    scores = {}
+    for name, estimator in named.items():
+        result = cross_validate(
+            estimator,
+            X,
+            y,
+            cv=splits,
+            scoring=metrics,
+            n_jobs=n_jobs,
+            params=params,
+            error_score=error_score,
+        )
+        scores[name] = {metric: result[f"test_{metric}"] for metric in metrics} | {
+            "fit_time": result["fit_time"]
+        }
+
+    n_train = np.mean([len(train) for train, _ in splits])
+    n_test = np.mean([len(test) for _, test in splits])
+    summary = []
+    negative_transfer = []
+    for name in named:
+        for metric in [*metrics, "fit_time"]:
+            values = scores[name][metric]
+            differences = values - scores[baseline_name][metric]
+            if name == baseline_name:
+                t_statistic = p_value = np.nan
+            else:
+                t_statistic, p_value = corrected_paired_ttest(
+                    differences, n_train, n_test
+                )
+            summary.append(
+                {
+                    "strategy": name,
+                    "metric": metric,
+                    "mean": float(np.mean(values)),
+                    "std": float(np.std(values)),
+                    "difference": float(np.mean(differences)),
+                    "t_statistic": t_statistic,
+                    "p_value": p_value,
+                }
+            )
+            if (
+                metric == metrics[0]
+                and name != baseline_name
+                and np.mean(differences) < 0
+                and p_value < alpha
+            ):
+                negative_transfer.append(name)
+    for name in negative_transfer:
+        row = next(r for r in summary if r["strategy"] == name)
+        warnings.warn(
+            f"Negative transfer: {name!r} scores {row['mean']:.3f} on "
+            f"{metrics[0]}, {-row['difference']:.3f} below the baseline "
+            f"{baseline_name!r} (corrected paired t-test p={row['p_value']:.3g}). "
+            "The source knowledge hurts on this task as configured.",
+            NegativeTransferWarning,
+            stacklevel=2,
+        )
+    return StrategyComparison(
+        scores, summary, baseline_name, metrics, negative_transfer, alpha
+    )
