@@ -1,6 +1,7 @@
 """Transfer learning as scikit-learn estimators."""
 
 from . import datasets, knowledge, model_selection
+from ._engine import TrainingDivergedError
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
 from ._knowledge_regularized import (
@@ -14,6 +15,7 @@ __all__ = [
     "KnowledgeRegularizedClassifier",
     "KnowledgeRegularizedRegressor",
     "PretrainedFeatureTransformer",
+    "TrainingDivergedError",
     "datasets",
     "knowledge",
     "model_selection",

@@ -20,12 +20,22 @@ from torch import nn
 __all__ = [
     "BodyHeadModule",
     "InMemoryDataset",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
     "TransferNet",
     "build_net",
     "draw_seed",
     "prefix_patterns",
     "seeded",
 ]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(BaseException):
+    """KeyboardInterrupt during training, carried past skorch's handler."""
 
 
 class BodyHeadModule(nn.Module):
@@ -162,8 +172,28 @@ class TransferNet(NeuralNet):
             loss = loss + self.penalty(
                 self.module_, inputs, features, outputs, targets.index
             )
+        if not torch.isfinite(loss):
+            remedy = (
+                f"Lower the learning rate (lr={self.lr}) or scale the inputs to "
+                "the range the source network was trained on"
+            )
+            if self.penalty is not None:
+                remedy += ", or lower the knowledge term's weight lam"
+            raise TrainingDivergedError(
+                f"Training diverged in epoch {len(self.history)}: the loss became "
+                f"{loss.item()}. {remedy}."
+            )
         loss.backward()
         return {"loss": loss, "y_pred": outputs}
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        # skorch swallows KeyboardInterrupt and returns a half-trained net;
+        # inside GridSearchCV that silently scores it and goes on. Let it
+        # through instead (skorch's partial_fit only catches the builtin).
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as exc:
+            raise TrainingInterrupted from exc
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         if not isinstance(y_true, Targets):

@@ -24,7 +24,14 @@ from sklearn.utils.validation import (
 from torch import nn
 
 from ._base import SourceModuleMixin
-from ._engine import BodyHeadModule, InMemoryDataset, build_net, draw_seed, seeded
+from ._engine import (
+    BodyHeadModule,
+    InMemoryDataset,
+    TrainingInterrupted,
+    build_net,
+    draw_seed,
+    seeded,
+)
 from ._source import resolve_source, split_body_head
 from ._validation import check_input_fits_source, network_dtype, reads_integers
 
@@ -97,6 +104,21 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         -------
         self : object
         """
+        # A fit that fails or is interrupted leaves the estimator as it was
+        # (unfitted, or fitted before), never half-updated.
+        state_before = dict(self.__dict__)
+        try:
+            return self._fit(X, y, sample_weight)
+        except TrainingInterrupted as exc:
+            self.__dict__.clear()
+            self.__dict__.update(state_before)
+            raise KeyboardInterrupt from exc.__cause__
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state_before)
+            raise
+
+    def _fit(self, X, y, sample_weight):
         source_network = resolve_source(self.source_module, self.source_weights)
         integer_input = reads_integers(source_network)
         X, y = validate_data(
