@@ -38,6 +38,20 @@ class TrainingInterrupted(BaseException):
     """KeyboardInterrupt during training, carried past skorch's handler."""
 
 
+class _StopTraining(Exception):
+    """Early stopping's signal, told apart from a user's Ctrl-C."""
+
+
+class _EarlyStopping(EarlyStopping):
+    # skorch's EarlyStopping stops by raising KeyboardInterrupt, which the
+    # engine must not confuse with the user interrupting.
+    def on_epoch_end(self, net, **kwargs):
+        try:
+            super().on_epoch_end(net, **kwargs)
+        except KeyboardInterrupt:
+            raise _StopTraining from None
+
+
 class BodyHeadModule(nn.Module):
     """``head(body(x))``, exposing the body's features to knowledge terms.
 
@@ -192,6 +206,9 @@ class TransferNet(NeuralNet):
         # through instead (skorch's partial_fit only catches the builtin).
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except _StopTraining:
+            # Early stopping: hand skorch the KeyboardInterrupt it expects.
+            raise KeyboardInterrupt from None
         except KeyboardInterrupt as exc:
             raise TrainingInterrupted from exc
 
@@ -272,7 +289,7 @@ def build_net(
         callbacks.append(
             (
                 "early_stopping",
-                EarlyStopping(
+                _EarlyStopping(
                     monitor="valid_loss",
                     patience=n_iter_no_change,
                     load_best=True,

@@ -1,5 +1,6 @@
 """Feature distillation: keep the target's representations near the source's."""
 
+from .._source import get_layer
 from ._base import KnowledgeTerm
 
 __all__ = ["FeatureDistillation"]
@@ -45,6 +46,9 @@ class FeatureDistillation(KnowledgeTerm):
         if self.layers is None:
             self._source = [context.map_batches(context.source_module.body)]
             return
+        for name in self.layers:
+            # A clear error naming the valid layers, before any hook is set.
+            get_layer(context.source_module.body, name)
         names = [f"body.{name}" for name in self.layers]
         source_captured = {}
         source_handles = [

@@ -42,12 +42,10 @@ def default_scoring(estimators, y):
     if not all(is_classifier(est) for est in estimators):
         return ["r2", "neg_mean_squared_error", "neg_mean_absolute_error"]
     scoring = ["accuracy", "balanced_accuracy", "f1_macro"]
-    has_scores = all(
-        hasattr(est, "predict_proba") or hasattr(est, "decision_function")
-        for est in estimators
-    )
-    if has_scores:
-        binary = type_of_target(y) == "binary"
+    binary = type_of_target(y) == "binary"
+    # The multiclass ROC AUC scorer needs probabilities; binary can rank.
+    methods = ["predict_proba", "decision_function"] if binary else ["predict_proba"]
+    if all(any(hasattr(est, method) for method in methods) for est in estimators):
         scoring.append("roc_auc" if binary else "roc_auc_ovr")
     return scoring
 
@@ -78,8 +76,10 @@ def corrected_paired_ttest(differences, n_train, n_test):
     """
     differences = np.asarray(differences, dtype=float)
     n_folds = differences.shape[0]
+    if n_folds < 2:
+        return np.nan, np.nan
     variance = differences.var(ddof=1)
-    if n_folds < 2 or not np.isfinite(variance) or variance == 0:
+    if not np.isfinite(variance) or variance == 0:
         return np.nan, np.nan
     corrected = variance * (1 / n_folds + n_test / n_train)
     t_statistic = differences.mean() / np.sqrt(corrected)

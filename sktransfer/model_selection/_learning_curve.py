@@ -3,6 +3,7 @@
 import numpy as np
 from sklearn.base import is_classifier
 from sklearn.model_selection import check_cv, learning_curve
+from sklearn.utils import check_random_state
 
 from ._compare import _named_estimators
 
@@ -150,9 +151,9 @@ def transfer_learning_curve(
         One metric; None uses each estimator's ``score``.
     groups : array-like of shape (n_samples,), default=None
     n_jobs : int or None, default=None
-    random_state : int, default=0
-        Fixes which samples form each training subset (the same for every
-        strategy).
+    random_state : int, RandomState instance or None, default=0
+        Fixes which samples form each training subset; the subsets are the
+        same for every strategy in any case.
     params : dict or None, default=None
         Fit parameters passed to every estimator.
 
@@ -179,6 +180,10 @@ def transfer_learning_curve(
     named, baseline_name = _named_estimators(estimators, baseline)
     first = next(iter(named.values()))
     splits = list(check_cv(cv, y, classifier=is_classifier(first)).split(X, y, groups))
+    # Shuffle each training fold once, so every strategy trains on the same
+    # subsets whatever random_state is (None or a RandomState included).
+    rng = check_random_state(random_state)
+    splits = [(rng.permutation(train), test) for train, test in splits]
     test_scores = {}
     sizes = None
     for name, estimator in named.items():
@@ -190,8 +195,7 @@ def transfer_learning_curve(
             cv=splits,
             scoring=scoring,
             n_jobs=n_jobs,
-            shuffle=True,
-            random_state=random_state,
+            shuffle=False,
             error_score=np.nan,
             params=params,
         )
