@@ -52,7 +52,11 @@ class OutputDistillation(KnowledgeTerm):
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0; got {self.temperature}.")
         self._classification = context.task == "classification"
-        self._source_outputs = context.map_batches(context.source_module)
+        source_outputs = context.map_batches(context.source_module)
+        if self._classification:
+            # The softened source distribution is fixed: compute it once.
+            source_outputs = torch.log_softmax(source_outputs / self.temperature, 1)
+        self._source_outputs = source_outputs
         if context.head_is_new:
             head = copy.deepcopy(context.source_module.head)
             self._source_head = head.requires_grad_(False).eval()
@@ -73,7 +77,7 @@ class OutputDistillation(KnowledgeTerm):
         temperature = self.temperature
         return functional.kl_div(
             torch.log_softmax(predicted / temperature, dim=1),
-            torch.log_softmax(reference / temperature, dim=1),
+            reference,
             reduction="batchmean",
             log_target=True,
         ) * (temperature**2)

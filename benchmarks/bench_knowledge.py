@@ -1,0 +1,111 @@
+"""Fit time of knowledge regularization vs plain fine-tuning, side by side.
+
+Run it from the repository root, with sktransfer installed::
+
+    python benchmarks/bench_knowledge.py [--repeats 5]
+
+Each knowledge term (``l2sp``, ``features``, ``outputs``) is timed against
+``FineTunedClassifier`` with the same network, data, epochs, batch size,
+optimizer and seed; the only difference is ``lam * K(θ)`` in the loss. The
+terms that need the source network (``features``, ``outputs``) compute its
+activations once per fit, so the yardstick is a whole-fit ratio ≤ 1.15.
+
+The contenders run alternately (plain, l2sp, features, outputs, plain, …)
+and the minimum time of each is compared: one timing on these 2-core
+machines varies by ±30%, the ratio of minima by about 1.5%. The load average
+is printed: figures taken while other processes compete are not to be
+trusted. torch runs one intra-op thread by default (``--threads``): with two
+threads, any other busy process makes the spinning threads stall, and a
+contender that happens to overlap it looks many times slower.
+"""
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from sktransfer import FineTunedClassifier, KnowledgeRegularizedClassifier
+
+
+def make_source(n_features, n_classes):
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(n_features, 512),
+        nn.ReLU(),
+        nn.Linear(512, 256),
+        nn.ReLU(),
+        nn.Linear(256, n_classes),
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: two spinning threads on a "
+        "shared 2-core machine make every contender erratically slow)",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(args.rows, 784)).astype(np.float32)
+    y = rng.randint(0, 10, size=args.rows)
+    source = make_source(784, 10)
+    common = dict(
+        head="new",
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        random_state=0,
+    )
+    contenders = {
+        "fine-tune (plain)": lambda: FineTunedClassifier(source, **common),
+        "l2sp": lambda: KnowledgeRegularizedClassifier(
+            source, knowledge="l2sp", lam=0.1, **common
+        ),
+        "features": lambda: KnowledgeRegularizedClassifier(
+            source, knowledge="features", lam=0.1, **common
+        ),
+        "outputs": lambda: KnowledgeRegularizedClassifier(
+            source, knowledge="outputs", lam=0.1, **common
+        ),
+    }
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"MLP 784-512-256-10 (new head), {args.rows} rows, batch "
+        f"{args.batch_size}, {args.epochs} epochs, Adam; {args.repeats} "
+        "alternating rounds after one warm-up, minimum times"
+    )
+    for make in contenders.values():  # warm-up
+        make().fit(X, y)
+    times = {name: [] for name in contenders}
+    for _ in range(args.repeats):
+        for name, make in contenders.items():
+            start = time.perf_counter()
+            make().fit(X, y)
+            times[name].append(time.perf_counter() - start)
+    plain = min(times["fine-tune (plain)"])
+    print(f"\n{'strategy':<20}{'fit (s)':>10}{'ratio':>8}  target")
+    for name, values in times.items():
+        best = min(values)
+        target = "" if name.startswith("fine") else "<= 1.15"
+        print(f"{name:<20}{best:>10.3f}{best / plain:>8.3f}  {target}")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
