@@ -1,0 +1,57 @@
+"""Sphinx configuration for the sktransfer documentation.
+
+Build from the repository root with::
+
+    sphinx-build -b html docs docs/_build/html
+"""
+
+import sktransfer
+
+project = "sktransfer"
+author = "sktransfer developers"
+copyright = "sktransfer developers"
+release = sktransfer.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+exclude_patterns = ["_build"]
+templates_path = ["_templates"]
+root_doc = "index"
+
+# -- API reference -----------------------------------------------------------
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": True}
+# autosummary already lists the members; numpydoc's own tables would repeat them.
+numpydoc_show_class_members = False
+numpydoc_xref_param_type = False
+
+# -- Gallery -----------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    # "Examples using X" sections on the API pages.
+    "doc_module": ("sktransfer",),
+    "backreferences_dir": "generated/backreferences",
+    "reference_url": {"sktransfer": None},
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    # Timings would be written to docs/sg_execution_times.rst, outside _build.
+    "write_computation_times": False,
+}
+
+# -- HTML --------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"sktransfer {release}"
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+}
+html_static_path = []
