@@ -158,7 +158,8 @@ class PretrainedFeatureTransformer(
         self._extractor = LayerOutput(self.module_, self.feature_layer)
         self.feature_layer_ = self._extractor.layer_name
         self.input_shape_ = X.shape[1:]
-        probe = self._forward(X[:1])
+        with self._extractor.hooked() as run:
+            probe = self._forward(run, X[:1], self._input_dtype())
         self._n_features_out = probe.shape[1]
         return self
 
@@ -192,23 +193,30 @@ class PretrainedFeatureTransformer(
                 f"{type(self).__name__} was fitted on samples of shape "
                 f"{self.input_shape_}."
             )
-        dtype = network_dtype(self.module_)
         features = np.empty(
-            (X.shape[0], self._n_features_out), dtype=_numpy_dtype(dtype)
+            (X.shape[0], self._n_features_out),
+            dtype=_numpy_dtype(network_dtype(self.module_)),
         )
         features_view = torch.from_numpy(features)
-        for start in range(0, X.shape[0], self.batch_size):
-            stop = start + self.batch_size
-            features_view[start:stop] = self._forward(X[start:stop])
+        input_dtype = self._input_dtype()
+        with self._extractor.hooked() as run:
+            for start in range(0, X.shape[0], self.batch_size):
+                stop = start + self.batch_size
+                features_view[start:stop] = self._forward(
+                    run, X[start:stop], input_dtype
+                )
         return features
 
-    def _forward(self, X_batch):
-        integer_input = reads_integers(self.module_)
-        dtype = torch.long if integer_input else network_dtype(self.module_)
-        inputs = to_batch_tensor(X_batch, dtype, self.device)
+    def _input_dtype(self):
+        if reads_integers(self.module_):
+            return torch.long
+        return network_dtype(self.module_)
+
+    def _forward(self, run, X_batch, input_dtype):
+        inputs = to_batch_tensor(X_batch, input_dtype, self.device)
         with torch.inference_mode():
             try:
-                outputs = self._extractor(inputs)
+                outputs = run(inputs)
             except (RuntimeError, ValueError, TypeError) as exc:
                 raise ValueError(
                     f"The source network could not process samples of shape "

@@ -1,5 +1,7 @@
 """Read the activations of one layer of a network, running nothing after it."""
 
+import contextlib
+
 from ._source import find_head_name, get_layer
 
 __all__ = ["LayerOutput"]
@@ -38,7 +40,14 @@ class LayerOutput:
             self.layer_name = feature_layer
             self.reads_input = False
 
-    def __call__(self, inputs):
+    @contextlib.contextmanager
+    def hooked(self):
+        """Yield a function ``inputs -> activation`` with the hook set once.
+
+        Registering and removing a hook costs more than a small layer's
+        forward pass, so :meth:`__call__` is for one-off calls and loops use
+        this context.
+        """
         layer = self.network.get_submodule(self.layer_name)
         captured = []
 
@@ -54,15 +63,25 @@ class LayerOutput:
             handle = layer.register_forward_pre_hook(capture_input)
         else:
             handle = layer.register_forward_hook(capture_output)
+
+        def run(inputs):
+            captured.clear()
+            try:
+                result = self.network(inputs)
+            except _StopForward:
+                return captured[0]
+            if self.layer_name == "" and not self.reads_input:
+                return result
+            raise ValueError(
+                f"Layer {self.layer_name!r} was not called in the source "
+                "network's forward pass, so its activations cannot be read."
+            )
+
         try:
-            result = self.network(inputs)
-        except _StopForward:
-            return captured[0]
+            yield run
         finally:
             handle.remove()
-        if self.layer_name == "" and not self.reads_input:
-            return result
-        raise ValueError(
-            f"Layer {self.layer_name!r} was not called in the source network's "
-            "forward pass, so its activations cannot be read."
-        )
+
+    def __call__(self, inputs):
+        with self.hooked() as run:
+            return run(inputs)
