@@ -341,9 +341,17 @@ def main():
     parser.add_argument(
         "--profile", action="store_true", help="also print a cProfile of transform"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for both contenders (default: torch's own choice); "
+        "1 is steadier on a machine that other programs keep busy",
+    )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--memory-batch-size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.memory_child is not None:
         memory_child(args.memory_child, args.memory_batch_size)
         return

@@ -1,5 +1,6 @@
 """Behaviour shared by every sktransfer estimator."""
 
+import copy
 import io
 
 import torch
@@ -34,6 +35,21 @@ class SourceModuleMixin:
     address. ``torch.save`` numbers storages instead, which makes equal modules
     serialize to equal bytes.
     """
+
+    def __sklearn_clone__(self):
+        # sklearn's clone rebuilds a skorch net from its parameters, which
+        # drops its fitted module: the pretrained source would be lost in
+        # cross_val_score and GridSearchCV. Deep-copy such a net instead.
+        from sklearn.base import clone
+        from skorch import NeuralNet
+
+        params = self.get_params(deep=False)
+        for name, value in params.items():
+            if isinstance(value, NeuralNet):
+                params[name] = copy.deepcopy(value)
+            else:
+                params[name] = clone(value, safe=False)
+        return type(self)(**params)
 
     def __getstate__(self):
         # object.__getstate__ returns the live __dict__: copy before replacing.

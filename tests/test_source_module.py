@@ -19,7 +19,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
-from skorch import NeuralNet, NeuralNetRegressor
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
 from sktransfer import PretrainedFeatureTransformer
@@ -435,3 +435,29 @@ def test_clones_of_an_unfitted_transformer_hash_alike():
     transformer = PretrainedFeatureTransformer(_mlp(), feature_layer="0")
 
     assert joblib.hash(clone(transformer)) == joblib.hash(clone(transformer))
+
+
+def test_fitted_skorch_source_survives_cloning_in_cross_validation():
+    X_iris, y_iris = load_iris(return_X_y=True)
+    X_iris = X_iris.astype(np.float32)
+    torch.manual_seed(0)
+    net = NeuralNetClassifier(
+        torch.nn.Sequential(
+            torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)
+        ),
+        max_epochs=2,
+        train_split=None,
+        verbose=0,
+    ).fit(X_iris, y_iris)
+    transformer = clone(PretrainedFeatureTransformer(net))
+    np.testing.assert_array_equal(
+        transformer.fit_transform(X_iris),
+        PretrainedFeatureTransformer(net.module_).fit_transform(X_iris),
+    )
+    scores = cross_val_score(
+        make_pipeline(PretrainedFeatureTransformer(net), LogisticRegression()),
+        X_iris,
+        y_iris,
+        cv=3,
+    )
+    assert scores.mean() > 0.5
