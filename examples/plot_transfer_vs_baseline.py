@@ -149,7 +149,9 @@ print(curve)
 # %%
 # The transfer strategies lead at every size; the baseline is far behind
 # even with all 240 training signals. With 20 signals (two per digit) the
-# features + logistic regression pipeline is the best choice. Save the plot (it needs the optional matplotlib) in the temporary
+# features + logistic regression pipeline is the best choice.
+#
+# Save the plot (it needs the optional matplotlib) in the temporary
 # directory, so that running the example leaves nothing in your working copy.
 
 try:
