@@ -27,11 +27,13 @@ its own 10-way head, so the estimator trains exactly the source architecture.
 Same network and starting weights, data, batch size, number of epochs,
 optimizer (Adam, same learning rate), per-epoch shuffling with
 ``torch.randperm`` -- even the same shuffling seed: the script reproduces the
-seed the estimator draws from ``random_state``. It checks that both contenders
-end with the *same weights* before timing them, so they provably do the same
-arithmetic and differ only in bookkeeping: the estimator's input validation,
-deep copy of the source and shape probe (fixed work per fit), and skorch's per
-batch and per epoch machinery (callbacks, history, the optimizer closure).
+seed the estimator draws from ``random_state``. The script checks that both
+contenders' warm-up runs end with the *same weights* (``max |dw|`` = 0), so
+they do the same arithmetic and differ only in how they get there: the
+estimator's input validation, deep copy of the source and shape probe (fixed
+work per fit), its loss (per-sample losses reduced with sample weights) and
+skorch's per-batch and per-epoch machinery (callbacks, history, the optimizer
+closure).
 
 Per-epoch time
 --------------
