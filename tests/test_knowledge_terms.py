@@ -229,6 +229,32 @@ def test_l2sp_gradient_is_the_distance_to_the_source_and_reaches_only_the_target
     _assert_no_gradient(source)
 
 
+def test_l2sp_gives_no_gradient_to_frozen_parameters_but_counts_their_distance():
+    source = _source()
+    target = _target(source)
+    frozen = next(iter(target.parameters()))
+    frozen.requires_grad_(False)
+    term = L2SP()
+    term.prepare(_context(source, target))
+
+    value = term(target, None, None, None, None)
+    value.backward()
+
+    expected = 0.5 * sum(
+        (target_parameter - source_parameter).pow(2).sum()
+        for target_parameter, source_parameter in zip(
+            target.parameters(), source.parameters(), strict=True
+        )
+    )
+    torch.testing.assert_close(value, expected)
+    assert frozen.grad is None
+    assert all(
+        parameter.grad is not None
+        for parameter in target.parameters()
+        if parameter.requires_grad
+    )
+
+
 def test_l2sp_measures_the_distance_to_the_source_weights_at_prepare_time():
     source = _source()
     target = _target(source)
