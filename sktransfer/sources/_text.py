@@ -54,12 +54,20 @@ class HuggingFaceModel(SourceSpec):
 
     def _from_pretrained(self, auto_class, kwargs):
         transformers = import_optional("transformers", "transformers")
-        return getattr(transformers, auto_class).from_pretrained(
-            os.fspath(self.name_or_path),
-            revision=self.revision,
-            local_files_only=self.local_files_only,
-            **(kwargs or {}),
-        )
+        logging = transformers.utils.logging
+        # A "Loading weights" bar in every fit of a grid search is noise.
+        bar_was_enabled = logging.is_progress_bar_enabled()
+        logging.disable_progress_bar()
+        try:
+            return getattr(transformers, auto_class).from_pretrained(
+                os.fspath(self.name_or_path),
+                revision=self.revision,
+                local_files_only=self.local_files_only,
+                **(kwargs or {}),
+            )
+        finally:
+            if bar_was_enabled:
+                logging.enable_progress_bar()
 
     def load(self):
         model = self._from_pretrained("AutoModel", self.model_kwargs)

@@ -1,5 +1,7 @@
 """Image models by name: torchvision and timm."""
 
+import pickle
+
 from ._spec import SourceSpec, import_optional
 
 __all__ = ["TimmModel", "TorchvisionModel", "timm_model", "torchvision_model"]
@@ -44,7 +46,18 @@ class TorchvisionModel(SourceSpec):
             # weights_only=False). Loading the file with weights_only=True
             # first (downloading it into torch.hub's cache if needed)
             # refuses one that would run code before the builder reads it.
-            weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+            try:
+                weights.get_state_dict(
+                    progress=False, check_hash=True, weights_only=True
+                )
+            except pickle.UnpicklingError as exc:
+                raise ValueError(
+                    f"Refused to load the {weights!r} checkpoint of "
+                    f"{self.name!r}: it needs to unpickle arbitrary Python "
+                    "objects, which could execute code. Delete it from "
+                    "torch.hub's cache (torch.hub.get_dir()) and download it "
+                    "again."
+                ) from exc
         return builder(weights=weights, **(self.model_kwargs or {}))
 
 
