@@ -138,9 +138,7 @@ if source is not None:
         LogisticRegression(max_iter=1000),
     )
     embeddings.fit(X_train, y_train)
-    scores["MiniLM embeddings + logistic regression"] = embeddings.score(
-        X_test, y_test
-    )
+    scores["MiniLM embeddings + logistic regression"] = embeddings.score(X_test, y_test)
     print(f"{embeddings[0].get_feature_names_out().shape[0]} features per sentence")
 
 # %%
