@@ -90,7 +90,8 @@ class PretrainedFeatureTransformer(
         The private, frozen copy of the source network, in evaluation mode.
     feature_layer_ : str
         Name of the layer the features come from (the head's name when
-        ``feature_layer`` is None or ``"body"``).
+        ``feature_layer`` is None or ``"body"``; ``""``, the whole network,
+        when the network has no head).
     input_shape_ : tuple of int
         Shape of one sample seen in ``fit`` (not set for text).
     n_features_in_ : int
