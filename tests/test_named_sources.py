@@ -554,3 +554,13 @@ def test_fit_leaves_the_spec_and_its_files_as_they_were(text_spec, tiny_bert_dir
     assert isinstance(text_spec, HuggingFaceModel)
     assert text_spec.get_params() == params_before
     assert {p.name: p.read_bytes() for p in tiny_bert_dir.iterdir()} == files_before
+
+
+def test_max_length_truncates_each_text_to_that_many_tokens(tiny_bert_dir):
+    # [CLS] + 2 words + [SEP]: LONG keeps its first two words.
+    spec = huggingface_model(tiny_bert_dir, local_files_only=True, max_length=4)
+
+    features = PretrainedFeatureTransformer(spec).fit_transform([LONG, "the plot"])
+
+    np.testing.assert_allclose(features[0], features[1], rtol=1e-5, atol=1e-6)
+    assert spec.tokenize([LONG]).shape == (1, 4)
