@@ -1,6 +1,6 @@
 """Transfer learning as scikit-learn estimators."""
 
-from . import datasets, knowledge, model_selection
+from . import datasets, knowledge, model_selection, sources
 from ._engine import TrainingDivergedError
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
@@ -19,5 +19,6 @@ __all__ = [
     "datasets",
     "knowledge",
     "model_selection",
+    "sources",
 ]
 __version__ = "0.1.0.dev0"

@@ -19,9 +19,17 @@ from ._layer_output import LayerOutput
 from ._source import resolve_source
 from ._validation import (
     check_input_fits_source,
+    check_no_text,
     network_dtype,
     reads_integers,
     to_batch_tensor,
+)
+from .sources._text import (
+    HuggingFaceModel,
+    TextEncoder,
+    check_texts,
+    pool_tokens,
+    token_states,
 )
 
 __all__ = ["PretrainedFeatureTransformer"]
@@ -38,13 +46,18 @@ class PretrainedFeatureTransformer(
     ``fit`` learns nothing from the data: it checks that X fits the source
     network and records the input shape.
 
+    With a text model (:func:`~sktransfer.sources.huggingface_model`), X is
+    raw text, one string per sample: it is tokenized in batches and each
+    text becomes one vector, pooled over its real tokens.
+
     Parameters
     ----------
-    source_module : torch.nn.Module, fitted skorch net, or callable
+    source_module : torch.nn.Module, fitted skorch net, source spec, or callable
         The pretrained network: a module instance, a fitted skorch
-        ``NeuralNet`` (its ``module_`` is used), or a module class / factory
-        called without arguments. The estimator works on its own deep copy;
-        the object you pass is never modified.
+        ``NeuralNet`` (its ``module_`` is used), a named model from
+        :mod:`sktransfer.sources` (loaded in ``fit``), or a module class /
+        factory called without arguments. The estimator works on its own
+        copy; the object you pass is never modified.
     source_weights : str or os.PathLike, default=None
         A ``.safetensors`` or torch state-dict file loaded into the copy of
         the source network. Torch files are read with ``weights_only=True``;
@@ -52,17 +65,22 @@ class PretrainedFeatureTransformer(
     feature_layer : str, default=None
         Where to read the features. None or ``"body"``: the input of the
         network's final layer with parameters (its *head*), i.e. the
-        penultimate representation. Any other name from
+        penultimate representation, or the network's output when it has no
+        head (a text encoder). Any other name from
         ``source_module.named_modules()`` (``"layer4"``, ``"0.2"``): the
         output of that sub-module. The rest of the network is not run.
-    pooling : {"flatten", "avg", "max"}, default="flatten"
-        How an n-D layer output of shape ``(n_samples, channels, *rest)``
-        (PyTorch's channels-first layout) becomes 2-D: ``"flatten"`` keeps every
-        value, ``"avg"`` / ``"max"`` pool over ``rest`` and keep one feature per
-        channel. A 2-D output is returned as is.
+    pooling : {"auto", "flatten", "avg", "max", "cls"}, default="auto"
+        How a layer output becomes one row per sample. For an n-D output of
+        shape ``(n_samples, channels, *rest)`` (PyTorch's channels-first
+        layout): ``"flatten"`` keeps every value, ``"avg"`` / ``"max"`` pool
+        over ``rest`` and keep one feature per channel; ``"auto"`` is
+        ``"flatten"``. For a text model's token vectors: ``"avg"`` (and
+        ``"auto"``) / ``"max"`` pool over the text's real tokens, padding
+        excluded, and ``"cls"`` keeps the first token's vector. A 2-D output
+        is returned as is.
     batch_size : int, default=256
-        Rows per forward pass; peak memory grows with it, not with the number
-        of rows.
+        Rows (or texts) per forward pass; peak memory grows with it, not with
+        the number of rows.
     device : str or torch.device, default="cpu"
         Where the network runs, e.g. ``"cuda"``.
 
@@ -72,11 +90,13 @@ class PretrainedFeatureTransformer(
         The private, frozen copy of the source network, in evaluation mode.
     feature_layer_ : str
         Name of the layer the features come from (the head's name when
-        ``feature_layer`` is None or ``"body"``).
+        ``feature_layer`` is None or ``"body"``; ``""``, the whole network,
+        when the network has no head).
     input_shape_ : tuple of int
-        Shape of one sample seen in ``fit``.
+        Shape of one sample seen in ``fit`` (not set for text).
     n_features_in_ : int
-        Number of features (2-D input) or channels (n-D input) seen in ``fit``.
+        Number of features (2-D input) or channels (n-D input) seen in ``fit``
+        (not set for text).
     feature_names_in_ : ndarray of str
         Column names of a DataFrame passed to ``fit``.
 
@@ -103,7 +123,7 @@ class PretrainedFeatureTransformer(
         "source_module": "no_validation",
         "source_weights": [str, os.PathLike, None],
         "feature_layer": [str, None],
-        "pooling": [StrOptions({"flatten", "avg", "max"})],
+        "pooling": [StrOptions({"auto", "flatten", "avg", "max", "cls"})],
         "batch_size": [Integral],
         "device": [str, torch.device],
     }
@@ -114,7 +134,7 @@ class PretrainedFeatureTransformer(
         *,
         source_weights=None,
         feature_layer=None,
-        pooling="flatten",
+        pooling="auto",
         batch_size=256,
         device="cpu",
     ):
@@ -132,8 +152,9 @@ class PretrainedFeatureTransformer(
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, ...)
-            2-D tabular data, or n-D data such as images
-            ``(n_samples, channels, height, width)``.
+            2-D tabular data, n-D data such as images
+            ``(n_samples, channels, height, width)``, or, for a text model,
+            a list, 1-d array or Series of strings.
         y : None
             Ignored.
 
@@ -144,6 +165,15 @@ class PretrainedFeatureTransformer(
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {self.batch_size}.")
         network = resolve_source(self.source_module, self.source_weights)
+        if isinstance(network, TextEncoder):
+            return self._fit_text(X, network)
+        check_no_text(X, network)
+        if self.pooling == "cls":
+            raise ValueError(
+                "pooling='cls' keeps the first token of a text model's output, "
+                "but the source network is not a text model; use 'flatten', "
+                "'avg' or 'max'."
+            )
         integer_input = reads_integers(network)
         X = validate_data(
             self,
@@ -177,6 +207,9 @@ class PretrainedFeatureTransformer(
             In the network's floating dtype (float32 for most networks).
         """
         check_is_fitted(self)
+        if isinstance(self.module_, TextEncoder):
+            return self._transform_text(X)
+        check_no_text(X, self.module_)
         X = validate_data(
             self,
             X,
@@ -186,7 +219,7 @@ class PretrainedFeatureTransformer(
             ensure_all_finite=True,
         )
         if X.ndim != len(self.input_shape_) + 1 or (
-            self.pooling == "flatten" and X.shape[1:] != self.input_shape_
+            self.pooling in ("auto", "flatten") and X.shape[1:] != self.input_shape_
         ):
             raise ValueError(
                 f"X has samples of shape {X.shape[1:]}, but "
@@ -206,6 +239,58 @@ class PretrainedFeatureTransformer(
                     run, X[start:stop], input_dtype
                 )
         return features
+
+    def _fit_text(self, X, network):
+        texts = check_texts(X)
+        if self.pooling == "flatten":
+            raise ValueError(
+                "pooling='flatten' cannot make one row per text: texts have "
+                "different numbers of tokens. Use 'avg' (mean over the real "
+                "tokens, the default), 'max' or 'cls'."
+            )
+        # Nothing of X's shape or columns applies to text (a refit may
+        # follow a fit on arrays).
+        for name in ("n_features_in_", "feature_names_in_", "input_shape_"):
+            self.__dict__.pop(name, None)
+        network.requires_grad_(False)
+        network.pooling = "avg" if self.pooling == "auto" else self.pooling
+        self.module_ = network.to(self.device).eval()
+        self._extractor = LayerOutput(self.module_, self.feature_layer)
+        self.feature_layer_ = self._extractor.layer_name
+        with self._extractor.hooked() as run:
+            probe = self._forward_text(run, texts[:1])
+        self._n_features_out = probe.shape[1]
+        return self
+
+    def _transform_text(self, X):
+        texts = check_texts(X)
+        features = np.empty(
+            (len(texts), self._n_features_out),
+            dtype=_numpy_dtype(network_dtype(self.module_)),
+        )
+        # Texts of similar length share a batch, so little of each batch is
+        # padding; the mask keeps padding out of the features either way.
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        with self._extractor.hooked() as run:
+            for start in range(0, len(texts), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                batch = [texts[row] for row in rows]
+                features[rows] = self._forward_text(run, batch).numpy()
+        return features
+
+    def _forward_text(self, run, texts):
+        input_ids, attention_mask = self.module_.tokenize(texts, self.device)
+        with torch.inference_mode():
+            try:
+                outputs = run(input_ids, attention_mask)
+            except (RuntimeError, ValueError, TypeError) as exc:
+                raise ValueError(
+                    f"The text model could not process the batch: {exc}"
+                ) from exc
+            states = token_states(outputs)
+            if states.ndim == 3:
+                states = pool_tokens(states, attention_mask, self.module_.pooling)
+            return _pool(states, "flatten").cpu()
 
     def _input_dtype(self):
         if reads_integers(self.module_):
@@ -227,7 +312,11 @@ class PretrainedFeatureTransformer(
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]
-        tags.input_tags.three_d_array = True
+        if isinstance(self.source_module, (HuggingFaceModel, TextEncoder)):
+            tags.input_tags.string = True
+            tags.input_tags.two_d_array = False
+        else:
+            tags.input_tags.three_d_array = True
         return tags
 
 
@@ -243,7 +332,7 @@ def _pool(outputs, pooling):
         return outputs.reshape(-1, 1)
     if outputs.ndim == 2:
         return outputs
-    if pooling == "flatten":
+    if pooling in ("auto", "flatten"):
         return outputs.flatten(start_dim=1)
     rest = tuple(range(2, outputs.ndim))
     if pooling == "avg":

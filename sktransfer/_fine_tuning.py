@@ -12,11 +12,13 @@ from ._network_estimator import (
 __all__ = ["FineTunedClassifier", "FineTunedRegressor"]
 
 _SHARED_PARAMETERS = """\
-    source_module : torch.nn.Module, fitted skorch net, or callable
+    source_module : torch.nn.Module, fitted skorch net, source spec, or callable
         The pretrained network: a module instance, a fitted skorch
-        ``NeuralNet`` (its ``module_`` is used), or a module class / factory
-        called without arguments. The estimator trains its own deep copy; the
-        object you pass is never modified.
+        ``NeuralNet`` (its ``module_`` is used), a named model from
+        :mod:`sktransfer.sources` (loaded in ``fit``; a Hugging Face text
+        encoder reads the token ids of ``spec.tokenize(texts)``), or a module
+        class / factory called without arguments. The estimator trains its
+        own copy; the object you pass is never modified.
     source_weights : str or os.PathLike, default=None
         A ``.safetensors`` or torch state-dict file loaded into the copy,
         torch files with ``weights_only=True``.
@@ -27,7 +29,9 @@ _SHARED_PARAMETERS = """\
         (output ``i`` is taken to mean ``classes_[i]``); ``"new"`` puts a
         freshly initialised linear head on the body; ``"auto"`` reuses the
         head when its width matches and otherwise puts a new one. The choice
-        is recorded in ``head_choice_``.
+        is recorded in ``head_choice_``. A source without a head (a text
+        encoder, a timm model made with ``num_classes=0``) always gets a new
+        one.
     freeze : str, list of str or None, default=None
         Parts that do not train: names (or name prefixes) of the fitted
         network ``module_``, whose top-level parts are ``"body"`` and

@@ -25,16 +25,18 @@ class LayerOutput:
     feature_layer : str or None
         None or ``"body"`` (when the network has no sub-module of that name):
         the *input* of the head, found by
-        :func:`~sktransfer._source.find_head_name`. Otherwise the *output* of
-        the sub-module with that name in ``named_modules()``.
+        :func:`~sktransfer._source.find_head_name`, or the network's output
+        when it has no head (``layer_name`` is then ``""``). Otherwise the
+        *output* of the sub-module with that name in ``named_modules()``.
     """
 
     def __init__(self, network, feature_layer=None):
         self.network = network
         names = dict(network.named_modules())
         if feature_layer is None or (feature_layer == "body" and "body" not in names):
-            self.layer_name = find_head_name(network)
-            self.reads_input = True
+            head_name = find_head_name(network)
+            self.layer_name = "" if head_name is None else head_name
+            self.reads_input = head_name is not None
         else:
             get_layer(network, feature_layer)
             self.layer_name = feature_layer
@@ -42,7 +44,7 @@ class LayerOutput:
 
     @contextlib.contextmanager
     def hooked(self):
-        """Yield a function ``inputs -> activation`` with the hook set once.
+        """Yield a function ``*inputs -> activation`` with the hook set once.
 
         Registering and removing a hook costs more than a small layer's
         forward pass, so :meth:`__call__` is for one-off calls and loops use
@@ -64,10 +66,10 @@ class LayerOutput:
         else:
             handle = layer.register_forward_hook(capture_output)
 
-        def run(inputs):
+        def run(*inputs):
             captured.clear()
             try:
-                result = self.network(inputs)
+                result = self.network(*inputs)
             except _StopForward:
                 return captured[0]
             if self.layer_name == "" and not self.reads_input:
@@ -82,6 +84,6 @@ class LayerOutput:
         finally:
             handle.remove()
 
-    def __call__(self, inputs):
+    def __call__(self, *inputs):
         with self.hooked() as run:
-            return run(inputs)
+            return run(*inputs)

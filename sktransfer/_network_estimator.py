@@ -33,7 +33,12 @@ from ._engine import (
     seeded,
 )
 from ._source import resolve_source, split_body_head
-from ._validation import check_input_fits_source, network_dtype, reads_integers
+from ._validation import (
+    check_input_fits_source,
+    check_no_text,
+    network_dtype,
+    reads_integers,
+)
 
 __all__ = [
     "BaseNetworkEstimator",
@@ -120,6 +125,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight):
         source_network = resolve_source(self.source_module, self.source_weights)
+        check_no_text(X, source_network)
         integer_input = reads_integers(source_network)
         X, y = validate_data(
             self,
@@ -202,8 +208,19 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
     def _build_module(self, source_network, probe):
         body, source_head, head_name = split_body_head(source_network)
         features = _probe(body, probe.clone())
-        source_width = _output_width(source_head, features)
         n_outputs = self._n_outputs()
+        if head_name is None:
+            # A headless source (a text encoder, a timm model made with
+            # num_classes=0) gives features only: there is nothing to reuse.
+            if self.head == "reuse":
+                raise ValueError(
+                    "head='reuse' needs the source network's head, but it has "
+                    "none (its output is a feature vector). Use head='new' or "
+                    "'auto'."
+                )
+            source_width = None
+        else:
+            source_width = _output_width(source_head, features)
         if self.head == "reuse" and source_width != n_outputs:
             raise ValueError(
                 f"head='reuse' keeps the source head {head_name!r}, which has "
@@ -241,6 +258,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
 
     def _predict_outputs(self, X):
         check_is_fitted(self)
+        check_no_text(X, self.module_.body)
         X = validate_data(
             self,
             X,

@@ -1,11 +1,12 @@
 """Source-model layer: turn what the user passed into a private network.
 
 Every estimator goes through :func:`resolve_source`. It accepts a module
-instance, a fitted skorch net, or a module class / factory, optionally loads a
-weights file, and always returns a *private deep copy* so that nothing done to
-it (training, moving to a device, replacing the head) can reach the user's
-object. The rest of the module splits a network into body and head and finds
-named layers; it knows nothing about scikit-learn.
+instance, a fitted skorch net, a module class / factory, or a named pretrained
+model (:mod:`sktransfer.sources`), optionally loads a weights file, and always
+returns a *private* network (a deep copy, or a freshly loaded model) so that
+nothing done to it (training, moving to a device, replacing the head) can
+reach the user's object. The rest of the module splits a network into body
+and head and finds named layers; it knows nothing about scikit-learn.
 """
 
 import copy
@@ -15,6 +16,8 @@ from collections.abc import Mapping
 
 import torch
 from torch import nn
+
+from .sources._spec import SourceSpec
 
 __all__ = [
     "InputSpec",
@@ -43,9 +46,10 @@ def resolve_source(source_module, source_weights=None):
 
     Parameters
     ----------
-    source_module : nn.Module, fitted skorch net, or callable
+    source_module : nn.Module, fitted skorch net, source spec, or callable
         A module instance (typically with pretrained weights), a fitted skorch
-        ``NeuralNet`` (its ``module_`` is used), or a module class / factory
+        ``NeuralNet`` (its ``module_`` is used), a named model from
+        :mod:`sktransfer.sources` (loaded now), or a module class / factory
         called without arguments.
     source_weights : str or os.PathLike, default=None
         A ``.safetensors`` file or a torch state-dict file loaded into the
@@ -58,6 +62,9 @@ def resolve_source(source_module, source_weights=None):
     """
     if isinstance(source_module, nn.Module):
         module = copy.deepcopy(source_module)
+    elif isinstance(source_module, SourceSpec):
+        # Freshly loaded: nobody else holds it, so no copy is needed.
+        module = source_module.load()
     elif _is_skorch_net(source_module):
         if not getattr(source_module, "initialized_", False):
             raise ValueError(
@@ -77,8 +84,9 @@ def resolve_source(source_module, source_weights=None):
         module = copy.deepcopy(module)
     else:
         raise TypeError(
-            "source_module must be a torch.nn.Module, a fitted skorch net, or a "
-            f"module class / factory; got {type(source_module).__name__}."
+            "source_module must be a torch.nn.Module, a fitted skorch net, a "
+            "named model from sktransfer.sources, or a module class / factory; "
+            f"got {type(source_module).__name__}."
         )
     if source_weights is not None:
         state_dict = load_state_dict_file(source_weights)
@@ -157,7 +165,24 @@ def get_layer(module, name):
 
 
 def find_head_name(module):
-    """Name of the final layer: the last leaf module that holds parameters."""
+    """Name of the network's head, or None when it has none.
+
+    A network with a ``get_classifier()`` method (timm's convention, also
+    followed by :class:`~sktransfer.sources.TextEncoder`) names its head: the
+    sub-module returned, or no head when that has no parameters (a timm model
+    made with ``num_classes=0``, a text encoder). Any other network's head is
+    its last leaf module that holds parameters (``fc`` of a torchvision
+    ResNet, the last ``Linear`` of a ``Sequential``).
+    """
+    get_classifier = getattr(module, "get_classifier", None)
+    if callable(get_classifier):
+        classifier = get_classifier()
+        if isinstance(classifier, nn.Module):
+            if next(classifier.parameters(), None) is None:
+                return None
+            for name, submodule in module.named_modules():
+                if name and submodule is classifier:
+                    return name
     head_name = None
     for name, submodule in module.named_modules():
         has_children = next(submodule.children(), None) is not None
@@ -199,11 +224,15 @@ def split_body_head(module, head_name=None):
     body : nn.Module
         ``module`` itself, with the head replaced by ``nn.Identity``.
     head : nn.Module
-        The removed layer(s).
-    head_name : str
+        The removed layer(s); ``nn.Identity`` for a network without a head
+        (then ``module`` is returned whole as the body).
+    head_name : str or None
+        None when the network has no head.
     """
     if head_name is None:
         head_name = find_head_name(module)
+        if head_name is None:
+            return module, nn.Identity(), None
     head = get_layer(module, head_name)
     parent_name, _, child_name = head_name.rpartition(".")
     parent = module.get_submodule(parent_name) if parent_name else module

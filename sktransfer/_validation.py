@@ -4,9 +4,11 @@ import numpy as np
 import torch
 
 from ._source import expected_input_spec
+from .sources._text import TextEncoder, holds_strings
 
 __all__ = [
     "check_input_fits_source",
+    "check_no_text",
     "network_dtype",
     "reads_integers",
     "to_batch_tensor",
@@ -67,3 +69,25 @@ def to_batch_tensor(X_batch, dtype, device):
     (``x /= 255``, an in-place ReLU first) must not write into the user's X.
     """
     return torch.tensor(np.ascontiguousarray(X_batch), dtype=dtype, device=device)
+
+
+def check_no_text(X, network, name="X"):
+    """Raise a ValueError saying what to do when X holds strings.
+
+    Strings reach a network only through a tokenizer: the text path of
+    :class:`~sktransfer.PretrainedFeatureTransformer`, or token ids made
+    beforehand for the estimators that train.
+    """
+    if not holds_strings(X):
+        return
+    if isinstance(network, TextEncoder):
+        raise ValueError(
+            f"{name} holds strings, but this estimator trains on token ids: "
+            f"pass source.tokenize(texts) as {name}, where source is the "
+            "huggingface_model(...) you passed as source_module."
+        )
+    raise ValueError(
+        f"{name} holds strings, but the source network is not a text model: "
+        "it reads numbers. To embed text, pass a "
+        "sktransfer.sources.huggingface_model(...) as source_module."
+    )

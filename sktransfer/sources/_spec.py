@@ -1,0 +1,135 @@
+"""What every named source has in common: a small, lazy, cloneable description."""
+
+import copy
+import importlib
+
+__all__ = ["SourceSpec", "import_optional"]
+
+
+def import_optional(module_name, extra):
+    """Import ``module_name``, or say which sktransfer extra installs it.
+
+    Parameters
+    ----------
+    module_name : str
+        The module to import, e.g. ``"torchvision.models"``.
+    extra : str
+        The sktransfer extra that installs it, e.g. ``"torchvision"``.
+
+    Returns
+    -------
+    module : module
+    """
+    package = module_name.partition(".")[0]
+    install = f'pip install "sktransfer[{extra}]"'
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(
+            f"This source needs the optional package {package!r}, which is not "
+            f"installed: {install}"
+        ) from exc
+    except Exception as exc:
+        # A package built against another torch (a torchvision wheel whose C
+        # extension does not match) fails on import with RuntimeError/OSError.
+        import torch
+
+        raise ImportError(
+            f"The optional package {package!r} is installed but cannot be "
+            f"imported ({type(exc).__name__}: {exc}). Its version must match "
+            f"torch {torch.__version__}; reinstall both together: {install}"
+        ) from exc
+
+
+class SourceSpec:
+    """Base class of the named sources: a description resolved in ``fit``.
+
+    A spec holds a few plain parameters (a model name, a weights name, keyword
+    arguments) and loads nothing until :meth:`load` is called. Estimators
+    store it verbatim as ``source_module``; ``clone`` and ``GridSearchCV`` copy
+    the description, not a network, and its parameters can be searched over
+    as ``source_module__<name>``.
+
+    Subclasses list their constructor parameters in ``_param_names`` (the
+    first one is positional), give the public factory's name in
+    ``_factory_name``, and implement :meth:`load`.
+    """
+
+    _param_names = ()
+    _factory_name = None
+
+    def load(self):
+        """Build the network; called once per ``fit``.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            A new network, owned by the caller.
+        """
+        raise NotImplementedError
+
+    def get_params(self, deep=True):
+        """Parameters of the description, as in scikit-learn.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Ignored: a spec holds no estimators.
+
+        Returns
+        -------
+        params : dict
+        """
+        return {name: getattr(self, name) for name in self._param_names}
+
+    def set_params(self, **params):
+        """Set parameters of the description, as in scikit-learn.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names and values.
+
+        Returns
+        -------
+        self : object
+        """
+        for name, value in params.items():
+            if name not in self._param_names:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for {self!r}. Valid "
+                    f"parameters are: {sorted(self._param_names)!r}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __sklearn_clone__(self):
+        return type(self)(**copy.deepcopy(self.get_params()))
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.get_params() == self.get_params()
+
+    # Mutable (set_params), so not hashable, like a list.
+    __hash__ = None
+
+    def __repr__(self):
+        first, *others = self._param_names
+        defaults = type(self)._defaults()
+        shown = [repr(getattr(self, first))]
+        shown.extend(
+            f"{name}={getattr(self, name)!r}"
+            for name in others
+            if getattr(self, name) != defaults.get(name)
+        )
+        return f"{self._factory_name}({', '.join(shown)})"
+
+    @classmethod
+    def _defaults(cls):
+        import inspect
+
+        signature = inspect.signature(cls.__init__)
+        return {
+            name: parameter.default
+            for name, parameter in signature.parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
