@@ -19,6 +19,7 @@ from ._layer_output import LayerOutput
 from ._source import resolve_source
 from ._validation import (
     check_input_fits_source,
+    check_input_values,
     network_dtype,
     reads_integers,
     to_batch_tensor,
@@ -153,6 +154,7 @@ class PretrainedFeatureTransformer(
             ensure_all_finite=True,
         )
         check_input_fits_source(X, network)
+        check_input_values(X, network)
         network.requires_grad_(False)
         self.module_ = network.to(self.device).eval()
         self._extractor = LayerOutput(self.module_, self.feature_layer)
@@ -177,6 +179,15 @@ class PretrainedFeatureTransformer(
             In the network's floating dtype (float32 for most networks).
         """
         check_is_fitted(self)
+        # Before validate_data, whose message would count the channels of
+        # an image as its "features" (1-D X gets its "Reshape your data").
+        ndim = getattr(X, "ndim", 0)
+        if ndim >= 2 and ndim != len(self.input_shape_) + 1:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but "
+                f"{type(self).__name__} was fitted on samples of shape "
+                f"{self.input_shape_}."
+            )
         X = validate_data(
             self,
             X,
@@ -185,6 +196,7 @@ class PretrainedFeatureTransformer(
             allow_nd=True,
             ensure_all_finite=True,
         )
+        check_input_values(X, self.module_)
         if X.ndim != len(self.input_shape_) + 1 or (
             self.pooling == "flatten" and X.shape[1:] != self.input_shape_
         ):
