@@ -20,6 +20,7 @@ from ._source import resolve_source
 from ._validation import (
     check_input_fits_source,
     check_input_values,
+    materialize_lazy_layers,
     network_dtype,
     reads_integers,
     to_batch_tensor,
@@ -155,6 +156,7 @@ class PretrainedFeatureTransformer(
         )
         check_input_fits_source(X, network)
         check_input_values(X, network)
+        materialize_lazy_layers(network, X[:1])
         network.requires_grad_(False)
         self.module_ = network.to(self.device).eval()
         self._extractor = LayerOutput(self.module_, self.feature_layer)

@@ -8,6 +8,7 @@ from ._source import expected_input_spec
 __all__ = [
     "check_input_fits_source",
     "check_input_values",
+    "materialize_lazy_layers",
     "network_dtype",
     "positive_strides",
     "reads_integers",
@@ -96,6 +97,25 @@ def check_input_values(X, module, name="X"):
     low, high = X.min().item(), X.max().item()
     if low < 0 or high >= n_ids:
         raise ValueError(f"{name} holds ids from {low:g} to {high:g}, but {expected}.")
+
+
+def materialize_lazy_layers(module, X_batch):
+    """Give lazy layers their shapes with one seeded forward pass of X_batch.
+
+    Seeded, so that every fit of a network with lazy layers starts from the
+    same weights, without touching torch's global random stream.
+    """
+    from ._engine import seeded
+
+    if not any(
+        isinstance(layer, torch.nn.modules.lazy.LazyModuleMixin)
+        and layer.has_uninitialized_params()
+        for layer in module.modules()
+    ):
+        return
+    dtype = torch.long if reads_integers(module) else torch.float32
+    with seeded(0, "cpu"), torch.no_grad():
+        module(to_batch_tensor(X_batch, dtype, "cpu"))
 
 
 def to_batch_tensor(X_batch, dtype, device):
