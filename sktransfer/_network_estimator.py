@@ -178,26 +178,11 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             )
             module.to(self.device)
             penalty = self._make_penalty(source_reference, train_data, module)
-            net = build_net(
+            net = self._new_net(
                 module,
-                criterion=self._criterion(),
-                optimizer=self.optimizer,
-                optimizer_kwargs=self.optimizer_kwargs,
-                lr=self.lr,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size,
-                device=self.device,
-                verbose=self.verbose,
                 seed=seed,
                 freeze_prefixes=freeze_prefixes,
-                unfreeze_at=self.unfreeze_at,
-                lr_groups=(
-                    [(["body"], self.lr * self.body_lr_ratio)]
-                    if self.body_lr_ratio != 1
-                    else []
-                ),
                 validation_data=valid_data,
-                n_iter_no_change=self.n_iter_no_change,
                 penalty=penalty,
             )
             try:
@@ -214,6 +199,33 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         self._input_dtype = input_dtype
         self._sample_shape = X.shape[1:]
         return self
+
+    def _new_net(
+        self, module, *, seed, freeze_prefixes, validation_data=None, penalty=None
+    ):
+        """The engine's net for ``module``, configured from the parameters."""
+        return build_net(
+            module,
+            criterion=self._criterion(),
+            optimizer=self.optimizer,
+            optimizer_kwargs=self.optimizer_kwargs,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            device=self.device,
+            verbose=self.verbose,
+            seed=seed,
+            freeze_prefixes=freeze_prefixes,
+            unfreeze_at=self.unfreeze_at,
+            lr_groups=(
+                [(["body"], self.lr * self.body_lr_ratio)]
+                if self.body_lr_ratio != 1
+                else []
+            ),
+            validation_data=validation_data,
+            n_iter_no_change=self.n_iter_no_change,
+            penalty=penalty,
+        )
 
     def _build_module(self, source_network, probe):
         body, source_head, head_name = split_body_head(source_network)
