@@ -8,6 +8,7 @@ from ._knowledge_regularized import (
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
 )
+from ._persistence import load_fitted, save_fitted
 
 __all__ = [
     "FineTunedClassifier",
@@ -18,7 +19,9 @@ __all__ = [
     "TrainingDivergedError",
     "datasets",
     "knowledge",
+    "load_fitted",
     "model_selection",
+    "save_fitted",
     "sources",
 ]
 __version__ = "0.1.0.dev0"

@@ -19,7 +19,9 @@ from ._layer_output import LayerOutput
 from ._source import resolve_source
 from ._validation import (
     check_input_fits_source,
+    check_input_values,
     check_no_text,
+    materialize_lazy_layers,
     network_dtype,
     reads_integers,
     to_batch_tensor,
@@ -183,6 +185,8 @@ class PretrainedFeatureTransformer(
             ensure_all_finite=True,
         )
         check_input_fits_source(X, network)
+        check_input_values(X, network)
+        materialize_lazy_layers(network, X[:1])
         network.requires_grad_(False)
         self.module_ = network.to(self.device).eval()
         self._extractor = LayerOutput(self.module_, self.feature_layer)
@@ -210,6 +214,15 @@ class PretrainedFeatureTransformer(
         if isinstance(self.module_, TextEncoder):
             return self._transform_text(X)
         check_no_text(X, self.module_)
+        # Before validate_data, whose message would count the channels of
+        # an image as its "features" (1-D X gets its "Reshape your data").
+        ndim = getattr(X, "ndim", 0)
+        if ndim >= 2 and ndim != len(self.input_shape_) + 1:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but "
+                f"{type(self).__name__} was fitted on samples of shape "
+                f"{self.input_shape_}."
+            )
         X = validate_data(
             self,
             X,
@@ -218,6 +231,7 @@ class PretrainedFeatureTransformer(
             allow_nd=True,
             ensure_all_finite=True,
         )
+        check_input_values(X, self.module_)
         if X.ndim != len(self.input_shape_) + 1 or (
             self.pooling in ("auto", "flatten") and X.shape[1:] != self.input_shape_
         ):

@@ -35,8 +35,10 @@ from ._engine import (
 from ._source import resolve_source, split_body_head
 from ._validation import (
     check_input_fits_source,
+    check_input_values,
     check_no_text,
     network_dtype,
+    positive_strides,
     reads_integers,
 )
 
@@ -127,6 +129,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         source_network = resolve_source(self.source_module, self.source_weights)
         check_no_text(X, source_network)
         integer_input = reads_integers(source_network)
+        self._check_targets(y)
         X, y = validate_data(
             self,
             X,
@@ -137,7 +140,14 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             **self._y_validation_params(),
         )
         check_input_fits_source(X, source_network)
+        check_input_values(X, source_network)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
+        if (sample_weight < 0).any():
+            # A negative weight rewards a large loss: training would diverge.
+            raise ValueError(
+                f"sample_weight holds negative values (the smallest is "
+                f"{sample_weight.min().item():g}); weights must be >= 0."
+            )
         if self.unfreeze_at is not None and not self.freeze:
             raise ValueError(
                 f"unfreeze_at={self.unfreeze_at} needs something to unfreeze; "
@@ -150,6 +160,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         with seeded(seed, self.device):
             # A first pass checks that X fits the whole network, and gives
             # lazy layers their (seeded) weights before anything is copied.
+            X = positive_strides(X)
             probe = torch.tensor(X[:1], dtype=input_dtype)
             _probe(source_network, probe.clone())
             source_reference = self._source_reference(source_network)
@@ -169,26 +180,11 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             )
             module.to(self.device)
             penalty = self._make_penalty(source_reference, train_data, module)
-            net = build_net(
+            net = self._new_net(
                 module,
-                criterion=self._criterion(),
-                optimizer=self.optimizer,
-                optimizer_kwargs=self.optimizer_kwargs,
-                lr=self.lr,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size,
-                device=self.device,
-                verbose=self.verbose,
                 seed=seed,
                 freeze_prefixes=freeze_prefixes,
-                unfreeze_at=self.unfreeze_at,
-                lr_groups=(
-                    [(["body"], self.lr * self.body_lr_ratio)]
-                    if self.body_lr_ratio != 1
-                    else []
-                ),
                 validation_data=valid_data,
-                n_iter_no_change=self.n_iter_no_change,
                 penalty=penalty,
             )
             try:
@@ -203,7 +199,35 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         self.history_ = net.history
         self.n_iter_ = len(net.history)
         self._input_dtype = input_dtype
+        self._sample_shape = X.shape[1:]
         return self
+
+    def _new_net(
+        self, module, *, seed, freeze_prefixes, validation_data=None, penalty=None
+    ):
+        """The engine's net for ``module``, configured from the parameters."""
+        return build_net(
+            module,
+            criterion=self._criterion(),
+            optimizer=self.optimizer,
+            optimizer_kwargs=self.optimizer_kwargs,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            device=self.device,
+            verbose=self.verbose,
+            seed=seed,
+            freeze_prefixes=freeze_prefixes,
+            unfreeze_at=self.unfreeze_at,
+            lr_groups=(
+                [(["body"], self.lr * self.body_lr_ratio)]
+                if self.body_lr_ratio != 1
+                else []
+            ),
+            validation_data=validation_data,
+            n_iter_no_change=self.n_iter_no_change,
+            penalty=penalty,
+        )
 
     def _build_module(self, source_network, probe):
         body, source_head, head_name = split_body_head(source_network)
@@ -218,13 +242,18 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                     "none (its output is a feature vector). Use head='new' or "
                     "'auto'."
                 )
-            source_width = None
+            source_width, source_shape = None, None
         else:
-            source_width = _output_width(source_head, features)
+            source_width, source_shape = _output_width(source_head, features)
         if self.head == "reuse" and source_width != n_outputs:
             raise ValueError(
-                f"head='reuse' keeps the source head {head_name!r}, which has "
-                f"{source_width} outputs, but the target needs {n_outputs} "
+                f"head='reuse' keeps the source head {head_name!r}, which "
+                + (
+                    f"has {source_width} outputs"
+                    if source_width is not None
+                    else f"gives outputs of shape {source_shape} per sample"
+                )
+                + f", but the target needs {n_outputs} "
                 f"({self._output_description()}). Use head='new' or 'auto'."
             )
         if self.head == "reuse" or (self.head == "auto" and source_width == n_outputs):
@@ -236,6 +265,15 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             head = head.to(network_dtype(body))
             self.head_choice_ = "new"
         module = BodyHeadModule(body, head)
+        outputs = _probe(module, probe.clone())
+        if tuple(outputs.shape) != (1, n_outputs):
+            raise ValueError(
+                f"The network gives outputs of shape {tuple(outputs.shape[1:])} "
+                f"per sample, but the target needs {n_outputs} "
+                f"({self._output_description()}). Check the shape of X "
+                f"(samples of shape {tuple(probe.shape[1:])}) against what the "
+                "source network reads."
+            )
         if self.reinitialize:
             _reinitialize(module)
         module.train()
@@ -259,6 +297,14 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
     def _predict_outputs(self, X):
         check_is_fitted(self)
         check_no_text(X, self.module_.body)
+        fitted_on = (
+            f"{type(self).__name__} was fitted on samples of shape {self._sample_shape}"
+        )
+        # Before validate_data, whose message would count the channels of
+        # an image as its "features" (1-D X gets its "Reshape your data").
+        ndim = getattr(X, "ndim", 0)
+        if ndim >= 2 and ndim != len(self._sample_shape) + 1:
+            raise ValueError(f"X has samples of shape {X.shape[1:]}, but {fitted_on}.")
         X = validate_data(
             self,
             X,
@@ -267,7 +313,20 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             allow_nd=True,
             ensure_all_finite=True,
         )
-        return self.net_.predict_outputs(X, self._input_dtype)
+        check_input_values(X, self.module_)
+        if X.ndim != len(self._sample_shape) + 1:
+            raise ValueError(f"X has samples of shape {X.shape[1:]}, but {fitted_on}.")
+        try:
+            return self.net_.predict_outputs(X, self._input_dtype)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            if X.shape[1:] == self._sample_shape:
+                raise
+            # Networks with adaptive pooling take other image sizes; the others
+            # fail deep inside torch, with a message that does not name X.
+            raise ValueError(
+                f"The fitted network could not process samples of shape "
+                f"{X.shape[1:]} ({fitted_on}): {exc}"
+            ) from exc
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -281,13 +340,26 @@ class ClassifierTargetsMixin:
     def _y_validation_params(self):
         return {}
 
+    def _check_targets(self, y):
+        pass
+
     def _encode_targets(self, y):
-        check_classification_targets(y)
-        self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        try:
+            check_classification_targets(y)
+            self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        except TypeError as exc:
+            kinds = sorted({type(label).__name__ for label in y})
+            if len(kinds) < 2:
+                raise
+            raise TypeError(
+                f"y mixes labels of types {kinds}, which cannot be ordered; "
+                "labels must be all strings or all numbers (e.g. "
+                "y.astype(str))."
+            ) from exc
         if self.classes_.shape[0] < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes; "
-                f"y holds only one class: {self.classes_[0]!r}."
+                f"y holds only one class: {self.classes_[0].item()!r}."
             )
         return y_encoded.astype(np.int64)
 
@@ -295,7 +367,7 @@ class ClassifierTargetsMixin:
         return self.classes_.shape[0]
 
     def _output_description(self):
-        return f"one per class of {list(self.classes_)}"
+        return f"one per class of {self.classes_.tolist()}"
 
     def _criterion(self):
         return nn.CrossEntropyLoss(reduction="none")
@@ -338,6 +410,19 @@ class RegressorTargetsMixin:
 
     def _y_validation_params(self):
         return {"multi_output": True, "y_numeric": True}
+
+    def _check_targets(self, y):
+        # validate_data would only say "could not convert string to float".
+        labels = np.asarray(y)
+        if labels.dtype.kind in "OSU":
+            try:
+                labels.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{type(self).__name__} needs numeric targets, but y holds "
+                    f"non-numeric values: {exc}. For class labels, use a "
+                    "classifier."
+                ) from exc
 
     def _encode_targets(self, y):
         self._y_ndim = y.ndim
@@ -408,6 +493,7 @@ def logits_head(head):
 
 
 def _output_width(head, features):
+    """Outputs per sample of ``head``: (width or None, shape of one sample)."""
     was_training = head.training
     head.eval()
     try:
@@ -417,9 +503,13 @@ def _output_width(head, features):
         outputs = None
     finally:
         head.train(was_training)
-    if isinstance(outputs, torch.Tensor) and outputs.ndim == 2:
-        return outputs.shape[1]
-    return _declared_width(head)
+    if isinstance(outputs, torch.Tensor):
+        shape = tuple(outputs.shape[1:])
+        # More than one value per output (e.g. a linear head applied along the
+        # last axis of 3-D features): the head cannot be reused as it is.
+        return (shape[0] if len(shape) == 1 else None), shape
+    width = _declared_width(head)
+    return width, (width,)
 
 
 def _declared_width(head):

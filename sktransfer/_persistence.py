@@ -1,0 +1,439 @@
+"""Save and load fitted estimators without pickle: JSON + safetensors.
+
+A pickle runs arbitrary code when it is loaded, so it is only as trustworthy
+as its source. :func:`save_fitted` writes a directory that loading cannot turn
+into code: the estimator's parameters and fitted attributes as JSON
+(``params.json``) and the fitted network's weights as safetensors
+(``weights.safetensors``). The network's *architecture* is Python code, the
+user's; it is not saved, so :func:`load_fitted` takes the source network again
+and rebuilds the fitted network around it, exactly as ``fit`` did.
+"""
+
+import hashlib
+import json
+import keyword
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["load_fitted", "save_fitted"]
+
+_FORMAT = "sktransfer.fitted"
+_FORMAT_VERSION = 1
+_PARAMS_FILE = "params.json"
+_WEIGHTS_FILE = "weights.safetensors"
+# Rebuilt from the source network and the weights, not stored in the JSON.
+_REBUILT = {"module_", "net_", "history_", "_extractor"}
+
+
+class _NotSaveable(TypeError):
+    pass
+
+
+def save_fitted(estimator, directory):
+    """Save a fitted estimator as JSON and safetensors, without pickle.
+
+    Writes two files into ``directory`` (created if needed):
+
+    - ``params.json``: the estimator's class, its parameters and its fitted
+      attributes (``classes_``, ``n_features_in_``, ``head_choice_``, the
+      training history, …);
+    - ``weights.safetensors``: the weights of the fitted network, with their
+      SHA-256 recorded in ``params.json``.
+
+    Neither file can run code when loaded, unlike a pickle. The source network
+    (its Python class) is not saved: :func:`load_fitted` needs it again.
+
+    Parameters
+    ----------
+    estimator : fitted sktransfer estimator
+    directory : str or os.PathLike
+        Existing files named ``params.json`` / ``weights.safetensors`` in it
+        are overwritten.
+
+    Returns
+    -------
+    directory : pathlib.Path
+
+    Notes
+    -----
+    A parameter that JSON cannot hold (a custom ``knowledge`` term, a
+    ``random_state`` that is a ``RandomState`` instance, an optimizer outside
+    ``torch.optim``) is recorded by name only; pass it to
+    :func:`load_fitted` again.
+
+    See Also
+    --------
+    load_fitted : rebuild the estimator from these files.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> from sklearn.datasets import load_iris
+    >>> from sktransfer import FineTunedClassifier, load_fitted, save_fitted
+    >>> X, y = load_iris(return_X_y=True)
+    >>> def make_source():
+    ...     torch.manual_seed(0)
+    ...     return torch.nn.Sequential(
+    ...         torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> clf = FineTunedClassifier(make_source(), max_epochs=5, random_state=0)
+    >>> directory = save_fitted(clf.fit(X, y), tempfile.mkdtemp())
+    >>> sorted(path.name for path in directory.iterdir())
+    ['params.json', 'weights.safetensors']
+    >>> loaded = load_fitted(directory, source_module=make_source())
+    >>> bool((loaded.predict_proba(X) == clf.predict_proba(X)).all())
+    True
+    """
+    from safetensors.torch import save_model
+
+    check_is_fitted(estimator)
+    _check_supported(type(estimator))
+    params = estimator.get_params(deep=False)
+    saved_params, pass_again = {}, {}
+    for name, value in params.items():
+        if name == "source_module":
+            continue
+        try:
+            saved_params[name] = _encode(value)
+        except _NotSaveable:
+            pass_again[name] = type(value).__name__
+    attributes = {}
+    for name, value in vars(estimator).items():
+        if name in params or name in _REBUILT:
+            continue
+        try:
+            attributes[name] = _encode(value)
+        except _NotSaveable as exc:
+            raise TypeError(
+                f"Cannot save the fitted attribute {name!r} of "
+                f"{type(estimator).__name__}: {exc}"
+            ) from None
+    history = getattr(estimator, "history_", None)
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights_path = directory / _WEIGHTS_FILE
+    save_model(estimator.module_, os.fspath(weights_path), metadata={"format": "pt"})
+    document = {
+        "format": _FORMAT,
+        "format_version": _FORMAT_VERSION,
+        "estimator": type(estimator).__name__,
+        "sktransfer_version": _version(),
+        "torch_version": torch.__version__,
+        "params": saved_params,
+        "params_to_pass_again": pass_again,
+        "fitted_attributes": attributes,
+        "history": None if history is None else _encode_history(history),
+        "weights_sha256": _sha256(weights_path),
+    }
+    (directory / _PARAMS_FILE).write_text(json.dumps(document, indent=1))
+    return directory
+
+
+def load_fitted(directory, source_module, **params):
+    """Load an estimator saved by :func:`save_fitted`, without unpickling.
+
+    The fitted network is rebuilt from ``source_module`` exactly as ``fit``
+    built it (same head, same layers), and the saved weights are loaded into
+    it, so the loaded estimator predicts bit-identically to the saved one on
+    the same device and torch version.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The directory written by :func:`save_fitted`.
+    source_module : torch.nn.Module, fitted skorch net, or callable
+        The source network the estimator was fitted with (its architecture;
+        its weights are replaced by the saved ones). ``source_weights`` files
+        are not read.
+    **params
+        Parameters to set on the loaded estimator: those that could not be
+        saved as JSON (``params.json`` lists them under
+        ``params_to_pass_again``), or others to change, e.g. ``device="cpu"``
+        for an estimator fitted on a GPU.
+
+    Returns
+    -------
+    estimator : fitted estimator
+        Of the class that was saved.
+
+    Raises
+    ------
+    ValueError
+        When the files are not a saved estimator, were modified after saving
+        (the weights' checksum differs), or do not fit ``source_module``.
+    """
+    directory = Path(directory)
+    params_path, weights_path = directory / _PARAMS_FILE, directory / _WEIGHTS_FILE
+    for path in (params_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{os.fspath(path)!r} does not exist; load_fitted needs the "
+                f"{_PARAMS_FILE} and {_WEIGHTS_FILE} that save_fitted writes."
+            )
+    document = _read_document(params_path)
+    estimator_class = _estimator_class(document["estimator"])
+    missing = sorted(set(document["params_to_pass_again"]) - set(params))
+    if missing:
+        described = ", ".join(
+            f"{name} (a {document['params_to_pass_again'][name]})" for name in missing
+        )
+        raise ValueError(
+            f"These parameters could not be saved as JSON; pass them to "
+            f"load_fitted again: {described}."
+        )
+    constructor_params = {
+        name: _decode(value) for name, value in document["params"].items()
+    }
+    constructor_params.update(params)
+    constructor_params["source_module"] = source_module
+    try:
+        estimator = estimator_class(**constructor_params)
+    except TypeError as exc:
+        raise ValueError(
+            f"{os.fspath(params_path)!r} holds parameters that "
+            f"{estimator_class.__name__} does not take: {exc}"
+        ) from exc
+    estimator._validate_params()
+
+    if _sha256(weights_path) != document["weights_sha256"]:
+        raise ValueError(
+            f"{os.fspath(weights_path)!r} is not the file saved with "
+            f"{_PARAMS_FILE}: its SHA-256 differs from the one recorded there. "
+            "The file was modified or comes from another save."
+        )
+    for name, value in document["fitted_attributes"].items():
+        if not name.isidentifier() or keyword.iskeyword(name) or name[:2] == "__":
+            raise ValueError(f"{_PARAMS_FILE} names an invalid attribute {name!r}.")
+        setattr(estimator, name, _decode(value))
+
+    from ._feature_transfer import PretrainedFeatureTransformer
+
+    if isinstance(estimator, PretrainedFeatureTransformer):
+        _restore_transformer(estimator, weights_path)
+    else:
+        _restore_network_estimator(estimator, weights_path, document["history"])
+    return estimator
+
+
+def _check_supported(estimator_class):
+    from ._feature_transfer import PretrainedFeatureTransformer
+    from ._network_estimator import BaseNetworkEstimator
+
+    if not issubclass(
+        estimator_class, (BaseNetworkEstimator, PretrainedFeatureTransformer)
+    ):
+        raise TypeError(
+            f"save_fitted does not support {estimator_class.__name__}; it saves "
+            "sktransfer's network estimators and PretrainedFeatureTransformer."
+        )
+
+
+def _estimator_class(name):
+    # Only the package's own public estimators: a name in the file can never
+    # make the loader import or call anything else.
+    import sktransfer
+
+    if name not in sktransfer.__all__:
+        raise ValueError(
+            f"{_PARAMS_FILE} names the estimator {name!r}, which is not one of "
+            "sktransfer's estimators."
+        )
+    estimator_class = getattr(sktransfer, name)
+    if not isinstance(estimator_class, type):
+        raise ValueError(f"{_PARAMS_FILE} names {name!r}, which is no estimator.")
+    _check_supported(estimator_class)
+    return estimator_class
+
+
+def _read_document(path):
+    try:
+        document = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != _FORMAT:
+        raise ValueError(
+            f"{os.fspath(path)!r} was not written by sktransfer.save_fitted."
+        )
+    if document.get("format_version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"{os.fspath(path)!r} has format version "
+            f"{document.get('format_version')!r}; this sktransfer "
+            f"({_version()}) reads version {_FORMAT_VERSION}."
+        )
+    expected = {
+        "estimator": str,
+        "params": dict,
+        "params_to_pass_again": dict,
+        "fitted_attributes": dict,
+        "weights_sha256": str,
+    }
+    for key, kind in expected.items():
+        if not isinstance(document.get(key), kind):
+            raise ValueError(
+                f"{os.fspath(path)!r} lacks a valid {key!r} entry; the file was "
+                "modified or is incomplete."
+            )
+    return document
+
+
+def _restore_network_estimator(estimator, weights_path, history):
+    from skorch.history import History
+
+    from ._engine import seeded
+    from ._network_estimator import _check_prefixes, _probe
+    from ._source import resolve_source
+
+    saved_head = estimator.head_choice_
+    network = resolve_source(estimator.source_module)
+    probe = torch.zeros((1, *estimator._sample_shape), dtype=estimator._input_dtype)
+    # A new head and lazy layers draw initial weights, overwritten below; the
+    # fork keeps the user's global random stream as it was.
+    with seeded(0, "cpu"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reinitialize=True notes
+        _probe(network, probe.clone())
+        module = estimator._build_module(network, probe)
+    if estimator.head_choice_ != saved_head:
+        raise ValueError(
+            f"The estimator was saved with head_choice_={saved_head!r}, but the "
+            f"source_module given to load_fitted leads to "
+            f"{estimator.head_choice_!r}: it is not the architecture the "
+            "estimator was fitted with."
+        )
+    _load_weights(module, weights_path)
+    module.to(estimator.device)
+    net = estimator._new_net(
+        module, seed=0, freeze_prefixes=_check_prefixes(module, estimator.freeze)
+    )
+    net.initialize()
+    net.history = History(history or [])
+    estimator.net_ = net
+    estimator.module_ = net.module_
+    estimator.history_ = net.history
+
+
+def _restore_transformer(estimator, weights_path):
+    from ._layer_output import LayerOutput
+    from ._source import resolve_source
+    from ._validation import materialize_lazy_layers
+
+    network = resolve_source(estimator.source_module)
+    materialize_lazy_layers(network, np.zeros((1, *estimator.input_shape_)))
+    _load_weights(network, weights_path)
+    network.requires_grad_(False)
+    estimator.module_ = network.to(estimator.device).eval()
+    estimator._extractor = LayerOutput(estimator.module_, estimator.feature_layer)
+    if estimator._extractor.layer_name != estimator.feature_layer_:
+        raise ValueError(
+            f"The transformer was saved reading layer {estimator.feature_layer_!r}, "
+            f"but in the source_module given to load_fitted that is layer "
+            f"{estimator._extractor.layer_name!r}: it is not the architecture "
+            "the transformer was fitted with."
+        )
+
+
+def _load_weights(module, weights_path):
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    try:
+        load_model(module, os.fspath(weights_path), strict=True)
+    except (RuntimeError, SafetensorError) as exc:
+        raise ValueError(
+            f"The weights in {os.fspath(weights_path)!r} do not fit the network "
+            f"built from source_module; pass the architecture the estimator was "
+            f"fitted with. {exc}"
+        ) from exc
+
+
+def _encode(value):
+    """A JSON value for ``value``; tagged dicts for what JSON lacks."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return _encode(value.item())
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(item) for item in value]}
+    if isinstance(value, list):
+        return [_encode(item) for item in value]
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) and key[:2] != "__" for key in value):
+            raise _NotSaveable("a dict whose keys are not plain strings")
+        return {key: _encode(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufUO" or (
+            value.dtype.kind == "O"
+            and not all(
+                isinstance(item, (str, int, float, bool)) for item in value.flat
+            )
+        ):
+            raise _NotSaveable(f"an array of dtype {value.dtype}")
+        return {"__ndarray__": value.tolist(), "dtype": value.dtype.str}
+    if isinstance(value, torch.dtype):
+        return {"__torch_dtype__": str(value).removeprefix("torch.")}
+    if isinstance(value, torch.device):
+        return {"__torch_device__": str(value)}
+    if (
+        isinstance(value, type)
+        and issubclass(value, torch.optim.Optimizer)
+        and getattr(torch.optim, value.__name__, None) is value
+    ):
+        return {"__torch_optimizer__": value.__name__}
+    raise _NotSaveable(f"a {type(value).__name__}")
+
+
+def _decode(value):
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tuple__" in value:
+        return tuple(_decode(item) for item in value["__tuple__"])
+    if "__ndarray__" in value:
+        dtype = np.dtype(value["dtype"])
+        if dtype.kind not in "biufUO":
+            raise ValueError(f"{_PARAMS_FILE} holds an array of dtype {dtype}.")
+        return np.array(value["__ndarray__"], dtype=dtype)
+    if "__torch_dtype__" in value:
+        return _torch_attribute(torch, value["__torch_dtype__"], torch.dtype)
+    if "__torch_device__" in value:
+        return torch.device(value["__torch_device__"])
+    if "__torch_optimizer__" in value:
+        optimizer = _torch_attribute(torch.optim, value["__torch_optimizer__"], type)
+        if not issubclass(optimizer, torch.optim.Optimizer):
+            raise ValueError(f"{_PARAMS_FILE} names an unknown optimizer.")
+        return optimizer
+    return {key: _decode(item) for key, item in value.items()}
+
+
+def _torch_attribute(namespace, name, kind):
+    attribute = getattr(namespace, name, None) if isinstance(name, str) else None
+    if not isinstance(attribute, kind):
+        raise ValueError(f"{_PARAMS_FILE} names an unknown torch object {name!r}.")
+    return attribute
+
+
+def _encode_history(history):
+    # skorch records Python numbers, but a callback may add numpy scalars.
+    return json.loads(
+        json.dumps(list(history), default=lambda item: _encode(item)),
+    )
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _version():
+    import sktransfer
+
+    return sktransfer.__version__

@@ -1,0 +1,198 @@
+"""One instance factory per public estimator, shared by the reliability tests.
+
+The estimators are discovered from ``sktransfer.__all__``, so that the bad
+input, persistence, reproducibility and CUDA matrices cover every public
+estimator: a new one joins them all with one entry in ``FACTORIES`` (and, if
+its ``fit`` needs more than ``X, y``, one in ``FIT_PARAMS``), and
+``test_every_public_estimator_has_a_factory`` fails until it has one.
+"""
+
+import contextlib
+import copy
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
+
+import sktransfer
+from sktransfer import (
+    FineTunedClassifier,
+    FineTunedRegressor,
+    KnowledgeRegularizedClassifier,
+    KnowledgeRegularizedRegressor,
+    PretrainedFeatureTransformer,
+)
+
+N_FEATURES = 4
+
+# Tiny nets, few epochs, full batches: hundreds of fits must stay fast.
+_FAST = {"max_epochs": 3, "lr": 0.01, "batch_size": 16, "random_state": 0}
+
+# factory(source) -> an unfitted estimator that trains in well under a second.
+FACTORIES = {
+    PretrainedFeatureTransformer: lambda source: PretrainedFeatureTransformer(
+        source, batch_size=16
+    ),
+    FineTunedClassifier: lambda source: FineTunedClassifier(source, **_FAST),
+    FineTunedRegressor: lambda source: FineTunedRegressor(source, **_FAST),
+    KnowledgeRegularizedClassifier: lambda source: KnowledgeRegularizedClassifier(
+        source, knowledge="l2sp", lam=0.1, **_FAST
+    ),
+    KnowledgeRegularizedRegressor: lambda source: KnowledgeRegularizedRegressor(
+        source, knowledge="features", lam=0.1, **_FAST
+    ),
+}
+
+# fit_params(X, y) -> extra keyword arguments of fit, for estimators that need
+# more than the target data (e.g. source data).
+FIT_PARAMS = {}
+
+
+def public_estimators():
+    return sorted(
+        (
+            obj
+            for name in sktransfer.__all__
+            if inspect.isclass(obj := getattr(sktransfer, name))
+            and issubclass(obj, BaseEstimator)
+        ),
+        key=lambda cls: cls.__name__,
+    )
+
+
+def estimator_params(classes=None):
+    """pytest params over the public estimators, one id per class name."""
+    return [
+        pytest.param(cls, id=cls.__name__)
+        for cls in (classes if classes is not None else public_estimators())
+    ]
+
+
+def network_estimators():
+    """Public estimators that train a network (those with ``module_``)."""
+    return [cls for cls in public_estimators() if "random_state" in _params(cls)]
+
+
+def _params(cls):
+    return inspect.signature(cls.__init__).parameters
+
+
+def make(cls, source=None, **settings):
+    """An instance of ``cls`` from its factory, with ``settings`` it accepts."""
+    if cls not in FACTORIES:
+        pytest.fail(f"Add a factory for {cls.__name__} to tests/_factories.py.")
+    estimator = FACTORIES[cls](mlp_source() if source is None else source)
+    accepted = estimator.get_params(deep=False)
+    return estimator.set_params(
+        **{name: value for name, value in settings.items() if name in accepted}
+    )
+
+
+def kind(estimator):
+    if is_classifier(estimator):
+        return "classifier"
+    if is_regressor(estimator):
+        return "regressor"
+    return "transformer"
+
+
+def mlp_source(n_features=N_FEATURES, n_outputs=3):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(n_features, 8),
+        torch.nn.ReLU(),
+        torch.nn.Linear(8, n_outputs),
+    )
+
+
+def conv_source():
+    """Reads (n, 1, 8, 8) images; its linear head fixes the image size."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, kernel_size=3),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(2 * 6 * 6, 3),
+    )
+
+
+class EmbeddingSource(torch.nn.Module):
+    """Reads integer ids from 0 to 9."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedding = torch.nn.Embedding(10, 4)
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, ids):
+        return self.head(self.embedding(ids).mean(dim=1))
+
+
+def data(estimator, n_samples=30, n_features=N_FEATURES, seed=0):
+    """Float32 X and a y that suits the estimator (3 classes, or values)."""
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n_samples, n_features)).astype(np.float32)
+    labels = np.arange(n_samples) % 3
+    if kind(estimator) == "regressor":
+        return X, X[:, 0] - 0.5 * X[:, 1] + 0.1 * labels
+    return X, labels
+
+
+def fit(estimator, X, y, **kwargs):
+    params = FIT_PARAMS.get(type(estimator), lambda X, y: {})(X, y)
+    return estimator.fit(X, y, **params, **kwargs)
+
+
+def outputs(estimator, X):
+    """What the fitted estimator computes: features, probabilities or values."""
+    if hasattr(estimator, "transform"):
+        return estimator.transform(X)
+    if hasattr(estimator, "predict_proba"):
+        return estimator.predict_proba(X)
+    return estimator.predict(X)
+
+
+def predict_or_transform(estimator, X):
+    if hasattr(estimator, "transform"):
+        return estimator.transform(X)
+    return estimator.predict(X)
+
+
+def _snapshot(obj):
+    if isinstance(obj, torch.nn.Module):
+        return {name: t.detach().clone() for name, t in obj.state_dict().items()}
+    return copy.deepcopy(obj)
+
+
+def _same(before, after):
+    if isinstance(after, torch.nn.Module):
+        state = after.state_dict()
+        return state.keys() == before.keys() and all(
+            torch.equal(before[name], state[name]) for name in before
+        )
+    if isinstance(after, (pd.DataFrame, pd.Series)):
+        return after.equals(before)
+    if isinstance(after, np.ndarray):
+        return (
+            after.dtype == before.dtype
+            and after.shape == before.shape
+            and np.array_equal(after, before, equal_nan=after.dtype.kind == "f")
+        )
+    if hasattr(after, "toarray"):  # scipy sparse
+        return (after != before).nnz == 0
+    return after == before
+
+
+@contextlib.contextmanager
+def unchanged(**objects):
+    """Assert that nothing the user passed was modified, error or not."""
+    before = {name: _snapshot(obj) for name, obj in objects.items()}
+    try:
+        yield
+    finally:
+        for name, obj in objects.items():
+            assert _same(before[name], obj), f"{name} was modified"
