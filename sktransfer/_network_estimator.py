@@ -78,13 +78,32 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         """
         return None
 
-    def _make_penalty(self, source_reference, train_data, module):
+    def _make_penalty(self, source_reference, train_data, module, **fit_data):
         """The engine's penalty, or None (plain fine-tuning).
 
         Returns an object with ``__call__`` (see :class:`TransferNet`) and
-        ``release()``, called once training has ended.
+        ``release()``, called once training has ended. ``fit_data`` holds the
+        extra data a subclass's ``fit`` accepts (e.g. source data).
         """
         return None
+
+    def _freeze_schedule(self, module):
+        """``(freeze_prefixes, unfreeze_at, lr_groups)`` for the engine."""
+        if self.unfreeze_at is not None and not self.freeze:
+            raise ValueError(
+                f"unfreeze_at={self.unfreeze_at} needs something to unfreeze; "
+                "set freeze as well (e.g. freeze='body')."
+            )
+        lr_groups = (
+            [(["body"], self.lr * self.body_lr_ratio)]
+            if self.body_lr_ratio != 1
+            else []
+        )
+        return _check_prefixes(module, self.freeze), self.unfreeze_at, lr_groups
+
+    def _engine_options(self, train_data, penalty):
+        """Extra keyword arguments of :func:`build_net` (default: none)."""
+        return {}
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -104,11 +123,14 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         -------
         self : object
         """
+        return self._fit_guarded(X, y, sample_weight)
+
+    def _fit_guarded(self, X, y, sample_weight, **fit_data):
         # A fit that fails or is interrupted leaves the estimator as it was
         # (unfitted, or fitted before), never half-updated.
         state_before = dict(self.__dict__)
         try:
-            return self._fit(X, y, sample_weight)
+            return self._fit(X, y, sample_weight, **fit_data)
         except TrainingInterrupted as exc:
             self.__dict__.clear()
             self.__dict__.update(state_before)
@@ -118,7 +140,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             self.__dict__.update(state_before)
             raise
 
-    def _fit(self, X, y, sample_weight):
+    def _fit(self, X, y, sample_weight, **fit_data):
         source_network = resolve_source(self.source_module, self.source_weights)
         integer_input = reads_integers(source_network)
         X, y = validate_data(
@@ -132,11 +154,6 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         )
         check_input_fits_source(X, source_network)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
-        if self.unfreeze_at is not None and not self.freeze:
-            raise ValueError(
-                f"unfreeze_at={self.unfreeze_at} needs something to unfreeze; "
-                "set freeze as well (e.g. freeze='body')."
-            )
         y_encoded = self._encode_targets(y)
 
         input_dtype = torch.long if integer_input else network_dtype(source_network)
@@ -148,7 +165,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             _probe(source_network, probe.clone())
             source_reference = self._source_reference(source_network)
             module = self._build_module(source_network, probe)
-            freeze_prefixes = _check_prefixes(module, self.freeze)
+            freeze_prefixes, unfreeze_at, lr_groups = self._freeze_schedule(module)
             train_index, valid_index = self._split_validation(y_encoded, seed)
             # One copy per fit, on the training device: batches are slices of
             # it, and the user's X is never shared with the network.
@@ -162,7 +179,9 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                 else _subset(X_all, y_all, w_all, valid_index)
             )
             module.to(self.device)
-            penalty = self._make_penalty(source_reference, train_data, module)
+            penalty = self._make_penalty(
+                source_reference, train_data, module, **fit_data
+            )
             net = build_net(
                 module,
                 criterion=self._criterion(),
@@ -175,15 +194,12 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                 verbose=self.verbose,
                 seed=seed,
                 freeze_prefixes=freeze_prefixes,
-                unfreeze_at=self.unfreeze_at,
-                lr_groups=(
-                    [(["body"], self.lr * self.body_lr_ratio)]
-                    if self.body_lr_ratio != 1
-                    else []
-                ),
+                unfreeze_at=unfreeze_at,
+                lr_groups=lr_groups,
                 validation_data=valid_data,
                 n_iter_no_change=self.n_iter_no_change,
                 penalty=penalty,
+                **self._engine_options(train_data, penalty),
             )
             try:
                 net.fit(train_data, None)
