@@ -1,6 +1,7 @@
 """Transfer learning as scikit-learn estimators."""
 
 from . import datasets, knowledge, model_selection
+from ._distillation import DistilledClassifier
 from ._engine import TrainingDivergedError
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
@@ -10,6 +11,7 @@ from ._knowledge_regularized import (
 )
 
 __all__ = [
+    "DistilledClassifier",
     "FineTunedClassifier",
     "FineTunedRegressor",
     "KnowledgeRegularizedClassifier",

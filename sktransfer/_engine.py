@@ -25,7 +25,9 @@ __all__ = [
     "TrainingInterrupted",
     "TransferNet",
     "build_net",
+    "count_batches",
     "draw_seed",
+    "endless_batches",
     "prefix_patterns",
     "seeded",
 ]
@@ -177,6 +179,23 @@ class _Batches:
                 None if dataset.sample_weight is None else dataset.sample_weight[index]
             )
             yield dataset.X[index], Targets(dataset.y[index], weight, index)
+
+
+def count_batches(dataset, batch_size):
+    """Number of training batches in one pass over ``dataset``."""
+    return len(_Batches(dataset, batch_size, True, None))
+
+
+def endless_batches(dataset, batch_size, generator):
+    """Training batches of ``dataset`` without end, reshuffled every pass.
+
+    Yields ``(inputs, Targets)`` like the engine's own training batches; a
+    second data set trained beside the main one (e.g. source data) is drawn
+    from it one batch per step.
+    """
+    batches = _Batches(dataset, batch_size, True, generator)
+    while True:
+        yield from batches
 
 
 def prefix_patterns(prefixes):

@@ -13,6 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sktransfer
 from sktransfer import (
+    DistilledClassifier,
     FineTunedClassifier,
     FineTunedRegressor,
     KnowledgeRegularizedClassifier,
@@ -41,6 +42,13 @@ def _lazy_source():
 _TRAINING = {"max_epochs": 50, "lr": 0.03, "batch_size": 256}
 
 CHECK_INSTANCES = {
+    # The checks' labels have 2 or 3 classes, of any type: the lazy teacher's
+    # 3 outputs are matched to them by position (3 classes) or learned by an
+    # auxiliary head (2 classes), and the student gets a head of the right
+    # width (head="new"; "reuse" refuses a mismatched width by design).
+    DistilledClassifier: [
+        DistilledClassifier(_lazy_source(), _lazy_source(), head="new", **_TRAINING)
+    ],
     PretrainedFeatureTransformer: [
         PretrainedFeatureTransformer(_width_agnostic_source()),
     ],
@@ -101,6 +109,10 @@ EXPECTED_FAILED_CHECKS = {
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
     KnowledgeRegularizedRegressor: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    DistilledClassifier: {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
