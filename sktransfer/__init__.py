@@ -5,6 +5,7 @@ from ._distillation import DistilledClassifier
 from ._engine import TrainingDivergedError
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
+from ._fusion import FusionClassifier
 from ._knowledge_regularized import (
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
@@ -14,6 +15,7 @@ __all__ = [
     "DistilledClassifier",
     "FineTunedClassifier",
     "FineTunedRegressor",
+    "FusionClassifier",
     "KnowledgeRegularizedClassifier",
     "KnowledgeRegularizedRegressor",
     "PretrainedFeatureTransformer",

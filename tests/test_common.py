@@ -16,6 +16,7 @@ from sktransfer import (
     DistilledClassifier,
     FineTunedClassifier,
     FineTunedRegressor,
+    FusionClassifier,
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
     PretrainedFeatureTransformer,
@@ -53,6 +54,10 @@ CHECK_INSTANCES = {
         PretrainedFeatureTransformer(_width_agnostic_source()),
     ],
     FineTunedClassifier: [FineTunedClassifier(_lazy_source(), **_TRAINING)],
+    FusionClassifier: [
+        FusionClassifier(_lazy_source(), fusion="sum", **_TRAINING),
+        FusionClassifier(_lazy_source(), fusion="concat", **_TRAINING),
+    ],
     FineTunedRegressor: [FineTunedRegressor(_lazy_source(), **_TRAINING)],
     KnowledgeRegularizedClassifier: [
         KnowledgeRegularizedClassifier(_lazy_source(), lam=0.01, **_TRAINING),
@@ -113,6 +118,10 @@ EXPECTED_FAILED_CHECKS = {
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
     DistilledClassifier: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    FusionClassifier: {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
