@@ -6,6 +6,7 @@ from ._engine import TrainingDivergedError
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
 from ._fusion import FusionClassifier
+from ._joint_training import JointTrainingClassifier, SourceData
 from ._knowledge_regularized import (
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
@@ -16,9 +17,11 @@ __all__ = [
     "FineTunedClassifier",
     "FineTunedRegressor",
     "FusionClassifier",
+    "JointTrainingClassifier",
     "KnowledgeRegularizedClassifier",
     "KnowledgeRegularizedRegressor",
     "PretrainedFeatureTransformer",
+    "SourceData",
     "TrainingDivergedError",
     "datasets",
     "knowledge",

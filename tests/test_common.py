@@ -17,6 +17,7 @@ from sktransfer import (
     FineTunedClassifier,
     FineTunedRegressor,
     FusionClassifier,
+    JointTrainingClassifier,
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
     PretrainedFeatureTransformer,
@@ -57,6 +58,14 @@ CHECK_INSTANCES = {
     FusionClassifier: [
         FusionClassifier(_lazy_source(), fusion="sum", **_TRAINING),
         FusionClassifier(_lazy_source(), fusion="concat", **_TRAINING),
+    ],
+    # The checks call fit(X, y) without source data, which joint training
+    # refuses unless source_weight=0 (then it is fine-tuning with a new head
+    # and a shared body). Training with source data, and passing them through
+    # Pipeline / cross-validation / grid search, is tested in
+    # test_joint_training.py.
+    JointTrainingClassifier: [
+        JointTrainingClassifier(_lazy_source(), source_weight=0, **_TRAINING)
     ],
     FineTunedRegressor: [FineTunedRegressor(_lazy_source(), **_TRAINING)],
     KnowledgeRegularizedClassifier: [
@@ -122,6 +131,10 @@ EXPECTED_FAILED_CHECKS = {
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
     FusionClassifier: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    JointTrainingClassifier: {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
