@@ -78,6 +78,8 @@ class _SoftTargets(KnowledgeTerm):
 class _Weighted:
     """``weight · term``, with the penalty protocol of the engine."""
 
+    weight_name = "alpha"
+
     def __init__(self, weight, term):
         self.weight = weight
         self.term = term

@@ -215,6 +215,8 @@ class TransferNet(NeuralNet):
     penalty : callable or None
         ``penalty(module, inputs, features, outputs, index) -> scalar tensor``,
         added to the training loss (already multiplied by its weight λ).
+        Its optional attribute ``weight_name`` names that weight's parameter
+        in the error raised when training diverges (default ``"lam"``).
         ``index`` holds the batch rows' positions in the training set, so that
         a term can look up quantities it computed once per fit.
     shuffle_seed : int
@@ -289,7 +291,8 @@ class TransferNet(NeuralNet):
                 "the range the source network was trained on"
             )
             if self.penalty is not None:
-                remedy += ", or lower the knowledge term's weight lam"
+                weight_name = getattr(self.penalty, "weight_name", "lam")
+                remedy += f", or lower the penalty's weight {weight_name}"
             raise TrainingDivergedError(
                 f"Training diverged in epoch {len(self.history)}: the loss became "
                 f"{loss.item()}. {remedy}."

@@ -91,6 +91,8 @@ class _SourceTaskLoss:
     once per epoch (the engine runs as many steps as the larger needs).
     """
 
+    weight_name = "source_weight"
+
     def __init__(self, weight, dataset, batch_size, generator):
         self.weight = weight
         self.n_batches = count_batches(dataset, batch_size)

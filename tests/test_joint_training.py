@@ -315,3 +315,14 @@ def test_joint_training_is_deterministic_pickles_and_leaves_the_source_intact():
     np.testing.assert_array_equal(restored.predict_proba(X_IRIS), first_proba)
     for key, value in source.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def test_divergence_names_source_weight_among_the_remedies():
+    from sktransfer import TrainingDivergedError
+
+    estimator = JointTrainingClassifier(
+        _source(), lr=1e12, optimizer=torch.optim.SGD, max_epochs=3
+    )
+
+    with pytest.raises(TrainingDivergedError, match="source_weight"):
+        estimator.fit(X_IRIS * 1e6, Y_IRIS, source_data=_source_data())
