@@ -326,3 +326,34 @@ def test_divergence_names_source_weight_among_the_remedies():
 
     with pytest.raises(TrainingDivergedError, match="source_weight"):
         estimator.fit(X_IRIS * 1e6, Y_IRIS, source_data=_source_data())
+
+
+# --- compared with other strategies ---------------------------------------------------
+
+
+def test_compare_strategies_gives_source_data_to_the_joint_strategy_only(recorded):
+    from sktransfer.model_selection import compare_strategies
+
+    baseline = FineTunedClassifier(_source(), reinitialize=True, **FAST)
+    strategies = {"joint": Recording(_source(), **FAST)}
+
+    result = compare_strategies(
+        strategies,
+        X_IRIS,
+        Y_IRIS,
+        baseline=baseline,
+        cv=3,
+        scoring="accuracy",
+        strategy_params={"joint": {"source_data": _source_data()}},
+    )
+
+    assert recorded == [(100, 150)] * 3
+    assert np.isfinite(result.scores["joint"]["accuracy"]).all()
+    with pytest.raises(ValueError, match=r"strategy_params names \['jiont'\]"):
+        compare_strategies(
+            strategies,
+            X_IRIS,
+            Y_IRIS,
+            baseline=baseline,
+            strategy_params={"jiont": {"source_data": _source_data()}},
+        )
