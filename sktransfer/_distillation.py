@@ -111,14 +111,18 @@ class DistilledClassifier(
     the fitted model is the student alone, so ``predict`` never runs the
     source network.
 
-    Which student outputs learn the source's: when the source's outputs are
-    the target's classes (``source_classes``, or by default when the widths
-    agree: output ``i`` is ``classes_[i]``), the student's own outputs are
-    distilled (``distilled_into_ == "head"``). Otherwise (source trained on
-    other classes) an auxiliary head on the student's body, as wide as the
+    Which student outputs learn the source's: when the source scores every
+    target class (``source_classes`` names them all, or, without
+    ``source_classes``, the source has one output per class and output ``i``
+    is taken to mean ``classes_[i]``), the student's own outputs are
+    distilled, on the source logits of the target's classes
+    (``distilled_into_ == "head"``). Otherwise (a source trained on other
+    classes) an auxiliary head on the student's body, as wide as the
     source's output, learns the source's distribution while the student's
     head learns the target labels (``"auxiliary"``); the auxiliary head is
-    not used to predict.
+    not used to predict. Pass ``source_classes`` whenever the source's
+    labels are known: a source of other classes but of the same width would
+    otherwise be matched by position.
 
     Parameters
     ----------
@@ -140,10 +144,11 @@ class DistilledClassifier(
     source_classes : array-like of shape (n_source_outputs,) or None, \
 default=None
         The label of each of the source network's outputs, in output order.
-        When given, every class of ``y`` must be among them; the student is
-        distilled on the source logits of the target's classes (softmax over
-        those). None: output ``i`` is ``classes_[i]`` when the source has one
-        output per class, otherwise the auxiliary head is used.
+        When every class of ``y`` is among them, the student's outputs are
+        distilled on the source logits of those classes (a softmax over
+        them); otherwise the auxiliary head is used. None: output ``i`` is
+        ``classes_[i]`` when the source has one output per class, otherwise
+        the auxiliary head is used.
     head : {"reuse", "new"}, default="reuse"
         ``"reuse"`` trains the student's own final layer, which must have one
         output per class (a ``ValueError`` says so otherwise); ``"new"``
@@ -321,14 +326,9 @@ default=None
         if np.unique(source_classes).shape[0] != source_classes.shape[0]:
             raise ValueError("source_classes holds a label more than once.")
         known = set(source_classes.tolist())
-        missing = [c for c in self.classes_.tolist() if c not in known]
-        if missing:
-            raise ValueError(
-                f"The classes {missing} of y are not among source_classes "
-                f"{source_classes.tolist()}: the source network has no output "
-                "for them. Leave source_classes=None to distil the source's "
-                "outputs through an auxiliary head instead."
-            )
+        if not all(c in known for c in self.classes_.tolist()):
+            # The source has no output for some target class.
+            return None, True
         lookup = {label: i for i, label in enumerate(source_classes.tolist())}
         columns = [lookup[c] for c in self.classes_.tolist()]
         return torch.tensor(columns), False

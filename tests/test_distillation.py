@@ -239,13 +239,22 @@ def test_source_classes_picks_the_source_outputs_of_the_target_classes():
     assert right < wrong / 5
 
 
-def test_classes_missing_from_source_classes_are_named():
+@pytest.mark.parametrize(
+    "source_classes", [[10, 11, 12], [0, 1, 7]], ids=["disjoint", "overlapping"]
+)
+def test_source_of_other_classes_of_the_same_width_uses_the_auxiliary_head(
+    source_classes,
+):
+    # Same width as the target: without source_classes, the outputs would be
+    # matched by position. Naming the source's labels prevents that.
     estimator = DistilledClassifier(
-        _teacher(n_outputs=3), _student(), source_classes=[0, 1, 7], **FAST
+        _teacher(n_outputs=3), _student(), source_classes=source_classes, **FAST
     )
 
-    with pytest.raises(ValueError, match=r"classes \[2\] of y are not among"):
-        estimator.fit(X_IRIS, Y_IRIS)
+    assert estimator.fit(X_IRIS, Y_IRIS).distilled_into_ == "auxiliary"
+    assert estimator.set_params(source_classes=None).fit(
+        X_IRIS, Y_IRIS
+    ).distilled_into_ == ("head")
 
 
 def test_source_classes_must_name_every_source_output():
