@@ -141,8 +141,7 @@ class DistilledClassifier(
         Weight of the distillation term in ``[0, 1]``; ``1 − alpha`` weighs
         the cross-entropy on the labels. ``alpha=0`` trains the student on the
         labels alone (the source is then not run at all).
-    source_classes : array-like of shape (n_source_outputs,) or None, \
-default=None
+    source_classes : array-like of shape (n_source_outputs,) or None, default=None
         The label of each of the source network's outputs, in output order.
         When every class of ``y`` is among them, the student's outputs are
         distilled on the source logits of those classes (a softmax over

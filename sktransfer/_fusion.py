@@ -101,8 +101,7 @@ class FusionClassifier(ClassifierTargetsMixin, ClassifierMixin, MultiNetworkEsti
     source_module : torch.nn.Module, fitted skorch net, or callable
         The pretrained network. A private copy is used, frozen; the object
         you pass is never modified.
-    target_module : torch.nn.Module, fitted skorch net, callable or None, \
-default=None
+    target_module : torch.nn.Module, fitted skorch net, callable or None, default=None
         The trainable network, trained from its current weights; its final
         layer with parameters is its head, kept when it has one output per
         class and replaced by a new linear layer otherwise. None: a copy of

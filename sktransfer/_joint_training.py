@@ -158,8 +158,7 @@ class JointTrainingClassifier(
         Weight of the source loss. 0 trains on the target data alone (plain
         fine-tuning with a new head; source data are then ignored and may
         be omitted).
-    source_classes : array-like of shape (n_source_outputs,) or None, \
-default=None
+    source_classes : array-like of shape (n_source_outputs,) or None, default=None
         The label of each of the source head's outputs, in output order.
         None: the sorted distinct labels of the source data's ``y``, which
         must then be as many as the source head's outputs.
