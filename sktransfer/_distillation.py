@@ -140,7 +140,8 @@ class DistilledClassifier(
     alpha : float, default=0.5
         Weight of the distillation term in ``[0, 1]``; ``1 − alpha`` weighs
         the cross-entropy on the labels. ``alpha=0`` trains the student on the
-        labels alone (the source is then not run at all).
+        labels alone, exactly as ``FineTunedClassifier(student_module,
+        head="reuse")`` would (the source only checks that X fits it).
     source_classes : array-like of shape (n_source_outputs,) or None, default=None
         The label of each of the source network's outputs, in output order.
         When every class of ``y`` is among them, the student's outputs are
@@ -155,7 +156,7 @@ class DistilledClassifier(
     source_weights : str or os.PathLike, default=None
         A ``.safetensors`` or torch state-dict file loaded into the copy of
         the teacher.
-{training}
+    {training}
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -370,5 +371,5 @@ def _describe(outputs):
 
 
 DistilledClassifier.__doc__ = DistilledClassifier.__doc__.replace(
-    "{training}\n", TRAINING_PARAMETERS
+    "    {training}\n", TRAINING_PARAMETERS
 )

@@ -117,7 +117,7 @@ class FusionClassifier(ClassifierTargetsMixin, ClassifierMixin, MultiNetworkEsti
     source_weights : str or os.PathLike, default=None
         A ``.safetensors`` or torch state-dict file loaded into the copy of
         the source network.
-{training}
+    {training}
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -266,5 +266,5 @@ class FusionClassifier(ClassifierTargetsMixin, ClassifierMixin, MultiNetworkEsti
 
 
 FusionClassifier.__doc__ = FusionClassifier.__doc__.replace(
-    "{training}\n", TRAINING_PARAMETERS
+    "    {training}\n", TRAINING_PARAMETERS
 )

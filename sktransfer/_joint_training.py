@@ -165,7 +165,7 @@ class JointTrainingClassifier(
     source_weights : str or os.PathLike, default=None
         A ``.safetensors`` or torch state-dict file loaded into the copy of
         the source network.
-{training}
+    {training}
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -399,5 +399,5 @@ class JointTrainingClassifier(
 
 
 JointTrainingClassifier.__doc__ = JointTrainingClassifier.__doc__.replace(
-    "{training}\n", TRAINING_PARAMETERS
+    "    {training}\n", TRAINING_PARAMETERS
 )
