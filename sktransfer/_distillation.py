@@ -6,7 +6,6 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from torch.nn import functional
 
 from ._engine import BodyHeadModule
 from ._network_estimator import (
@@ -44,13 +43,19 @@ class _StudentModule(BodyHeadModule):
 
 
 class _SoftTargets(KnowledgeTerm):
-    r"""``T² · KL(σ(z_source / T) ‖ σ(z_student / T))``, batch mean.
+    r"""``weight · T² · KL(σ(z_source / T) ‖ σ(z_student / T))``, batch mean.
 
     The source logits ``z_source`` are computed once, before training, on
-    the training inputs (restricted to ``columns`` when given).
+    the training inputs (restricted to ``columns`` when given). With
+    :math:`p = σ(z_{source}/T)` fixed, the divergence is
+    :math:`\sum p \log p - \sum p \log σ(z_{student}/T)`: the first sum is
+    cached per row, so a step computes only the second.
     """
 
-    def __init__(self, temperature, columns, auxiliary):
+    weight_name = "alpha"
+
+    def __init__(self, weight, temperature, columns, auxiliary):
+        self.weight = weight
         self.temperature = temperature
         self.columns = columns
         self.auxiliary = auxiliary
@@ -59,36 +64,19 @@ class _SoftTargets(KnowledgeTerm):
         logits = context.map_batches(context.source_module)
         if self.columns is not None:
             logits = logits[:, self.columns]
-        self._log_targets = torch.log_softmax(logits / self.temperature, dim=1)
+        log_targets = torch.log_softmax(logits / self.temperature, dim=1)
+        self._targets = log_targets.exp()
+        self._negative_entropy = (self._targets * log_targets).sum(dim=1)
 
     def release(self):
-        self._log_targets = None
+        self._targets = self._negative_entropy = None
 
     def __call__(self, module, inputs, features, outputs, index):
         student = module.auxiliary_head(features) if self.auxiliary else outputs
-        temperature = self.temperature
-        return functional.kl_div(
-            torch.log_softmax(student / temperature, dim=1),
-            self._log_targets[index],
-            reduction="batchmean",
-            log_target=True,
-        ) * (temperature**2)
-
-
-class _Weighted:
-    """``weight · term``, with the penalty protocol of the engine."""
-
-    weight_name = "alpha"
-
-    def __init__(self, weight, term):
-        self.weight = weight
-        self.term = term
-
-    def __call__(self, module, inputs, features, outputs, index):
-        return self.weight * self.term(module, inputs, features, outputs, index)
-
-    def release(self):
-        self.term.release()
+        log_student = torch.log_softmax(student / self.temperature, dim=1)
+        cross = (self._targets[index] * log_student).sum()
+        scale = self.weight * self.temperature**2 / student.shape[0]
+        return (self._negative_entropy[index].sum() - cross) * scale
 
 
 class DistilledClassifier(
@@ -349,10 +337,13 @@ class DistilledClassifier(
         )
         columns = None if self._columns is None else self._columns.to(self.device)
         term = _SoftTargets(
-            self.temperature, columns, auxiliary=self.distilled_into_ == "auxiliary"
+            self.alpha,
+            self.temperature,
+            columns,
+            auxiliary=self.distilled_into_ == "auxiliary",
         )
         term.prepare(context)
-        return _Weighted(self.alpha, term)
+        return term
 
     def _engine_options(self, train_data, penalty):
         return {"loss_weight": 1.0 - self.alpha}
