@@ -49,7 +49,9 @@ class _SoftTargets(KnowledgeTerm):
     the training inputs (restricted to ``columns`` when given). With
     :math:`p = σ(z_{source}/T)` fixed, the divergence is
     :math:`\sum p \log p - \sum p \log σ(z_{student}/T)`: the first sum is
-    cached per row, so a step computes only the second.
+    cached per row, so a step computes only the second. Rows are weighted by
+    ``sample_weight`` like the cross-entropy (a row of weight 2 counts as a
+    repeated row in both terms).
     """
 
     weight_name = "alpha"
@@ -60,23 +62,37 @@ class _SoftTargets(KnowledgeTerm):
         self.columns = columns
         self.auxiliary = auxiliary
 
-    def prepare(self, context):
+    def prepare(self, context, sample_weight):
         logits = context.map_batches(context.source_module)
         if self.columns is not None:
             logits = logits[:, self.columns]
         log_targets = torch.log_softmax(logits / self.temperature, dim=1)
         self._targets = log_targets.exp()
         self._negative_entropy = (self._targets * log_targets).sum(dim=1)
+        # Equal weights (the usual case) take the cheaper unweighted path.
+        uniform = bool((sample_weight == sample_weight[0]).all())
+        self._sample_weight = None if uniform else sample_weight
 
     def release(self):
-        self._targets = self._negative_entropy = None
+        self._targets = self._negative_entropy = self._sample_weight = None
 
     def __call__(self, module, inputs, features, outputs, index):
         student = module.auxiliary_head(features) if self.auxiliary else outputs
         log_student = torch.log_softmax(student / self.temperature, dim=1)
-        cross = (self._targets[index] * log_student).sum()
-        scale = self.weight * self.temperature**2 / student.shape[0]
-        return (self._negative_entropy[index].sum() - cross) * scale
+        scale = self.weight * self.temperature**2
+        if self._sample_weight is None:
+            cross = (self._targets[index] * log_student).sum()
+            divergence = self._negative_entropy[index].sum() - cross
+            return divergence * (scale / student.shape[0])
+        per_row = self._negative_entropy[index] - (
+            self._targets[index] * log_student
+        ).sum(dim=1)
+        weight = self._sample_weight[index]
+        return (
+            (per_row * weight).sum()
+            * scale
+            / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
+        )
 
 
 class DistilledClassifier(
@@ -89,12 +105,15 @@ class DistilledClassifier(
 
     .. math::
 
-        \alpha\,T^2\,\frac{1}{|B|}\sum_{i\in B}
-            \mathrm{KL}\big(\sigma(z^{s}_i / T)\,\Vert\,\sigma(z_i / T)\big)
-        + (1-\alpha)\,\frac{\sum_i w_i\,\mathrm{CE}(y_i, z_i)}{\sum_i w_i}
+        \alpha\,T^2\,\frac{\sum_{i\in B} w_i\,
+            \mathrm{KL}\big(\sigma(z^{s}_i / T)\,\Vert\,\sigma(z_i / T)\big)}
+            {\sum_{i\in B} w_i}
+        + (1-\alpha)\,\frac{\sum_{i\in B} w_i\,\mathrm{CE}(y_i, z_i)}
+            {\sum_{i\in B} w_i}
 
     where :math:`z^{s}_i` are the source network's logits on :math:`x_i`,
-    :math:`z_i` the student's and :math:`\sigma` the softmax. The source
+    :math:`z_i` the student's, :math:`\sigma` the softmax and :math:`w_i`
+    the sample weights (1 by default) of the batch :math:`B`. The source
     logits are computed once per ``fit``, in batches and without gradients;
     the fitted model is the student alone, so ``predict`` never runs the
     source network.
@@ -342,7 +361,7 @@ class DistilledClassifier(
             columns,
             auxiliary=self.distilled_into_ == "auxiliary",
         )
-        term.prepare(context)
+        term.prepare(context, train_data.sample_weight)
         return term
 
     def _engine_options(self, train_data, penalty):

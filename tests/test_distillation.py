@@ -200,6 +200,29 @@ def test_temperature_changes_what_the_student_learns():
     )
 
 
+def test_rows_of_weight_zero_count_in_neither_term():
+    # Change the inputs and labels of the rows of weight 0: the source's soft
+    # targets for them change too, and neither may reach the student (its
+    # rows do not interact: no batch norm).
+    weight = (np.arange(150) % 3 != 0).astype(float)
+    X_changed, y_changed = X_IRIS.copy(), Y_IRIS.copy()
+    rng = np.random.RandomState(0)
+    X_changed[weight == 0] = rng.normal(size=(50, 4))
+    y_changed[weight == 0] = rng.randint(3, size=50)
+    estimator = DistilledClassifier(_teacher(), _student(), alpha=0.5, **FAST)
+
+    original = clone(estimator).fit(X_IRIS, Y_IRIS, sample_weight=weight)
+    changed = clone(estimator).fit(X_changed, y_changed, sample_weight=weight)
+    unweighted = clone(estimator).fit(X_changed, y_changed)
+
+    np.testing.assert_allclose(
+        original.predict_proba(X_IRIS), changed.predict_proba(X_IRIS), atol=1e-6
+    )
+    assert not np.allclose(
+        original.predict_proba(X_IRIS), unweighted.predict_proba(X_IRIS), atol=1e-3
+    )
+
+
 @pytest.mark.parametrize(
     "parameter", [{"alpha": -0.1}, {"alpha": 1.5}, {"temperature": 0}]
 )
