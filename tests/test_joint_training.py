@@ -357,3 +357,22 @@ def test_compare_strategies_gives_source_data_to_the_joint_strategy_only(recorde
             baseline=baseline,
             strategy_params={"jiont": {"source_data": _source_data()}},
         )
+
+
+def test_parallel_grid_search_matches_a_sequential_one():
+    # Workers receive the SourceData by pickling, under metadata routing.
+    estimator = JointTrainingClassifier(_source(), **{**FAST, "max_epochs": 3})
+    grid = {"source_weight": [0.0, 1.0]}
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        sequential = GridSearchCV(estimator, grid, cv=3, scoring="neg_log_loss")
+        parallel = GridSearchCV(estimator, grid, cv=3, scoring="neg_log_loss", n_jobs=2)
+        sequential.fit(X_IRIS, Y_IRIS, source_data=_source_data())
+        parallel.fit(X_IRIS, Y_IRIS, source_data=_source_data())
+
+    np.testing.assert_allclose(
+        parallel.cv_results_["mean_test_score"],
+        sequential.cv_results_["mean_test_score"],
+        rtol=1e-6,
+    )
+    assert parallel.best_estimator_.n_source_samples_ in (0, 150)
