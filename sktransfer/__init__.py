@@ -1,9 +1,12 @@
 """Transfer learning as scikit-learn estimators."""
 
 from . import datasets, knowledge, model_selection, sources
+from ._distillation import DistilledClassifier
 from ._engine import TrainingDivergedError
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
+from ._fusion import FusionClassifier
+from ._joint_training import JointTrainingClassifier, SourceData
 from ._knowledge_regularized import (
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
@@ -11,11 +14,15 @@ from ._knowledge_regularized import (
 from ._persistence import load_fitted, save_fitted
 
 __all__ = [
+    "DistilledClassifier",
     "FineTunedClassifier",
     "FineTunedRegressor",
+    "FusionClassifier",
+    "JointTrainingClassifier",
     "KnowledgeRegularizedClassifier",
     "KnowledgeRegularizedRegressor",
     "PretrainedFeatureTransformer",
+    "SourceData",
     "TrainingDivergedError",
     "datasets",
     "knowledge",

@@ -19,12 +19,15 @@ from torch import nn
 
 __all__ = [
     "BodyHeadModule",
+    "FrozenModule",
     "InMemoryDataset",
     "TrainingDivergedError",
     "TrainingInterrupted",
     "TransferNet",
     "build_net",
+    "count_batches",
     "draw_seed",
+    "endless_batches",
     "prefix_patterns",
     "seeded",
 ]
@@ -72,6 +75,28 @@ class BodyHeadModule(nn.Module):
         return features, self.head(features)
 
 
+class FrozenModule(nn.Module):
+    """A sub-network that never trains: no gradients, always in eval mode.
+
+    Its parameters are left out of the optimizer (see
+    :meth:`TransferNet.get_all_learnable_params`), so no optimizer state or
+    weight decay can reach them, and ``train()`` leaves it in evaluation mode,
+    so dropout stays off and batch-norm statistics stay as they were.
+    """
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module.requires_grad_(False).eval()
+
+    def train(self, mode=True):
+        self.training = mode
+        self.module.eval()
+        return self
+
+    def forward(self, inputs):
+        return self.module(inputs)
+
+
 class Targets(NamedTuple):
     """What a training batch carries besides the inputs."""
 
@@ -106,11 +131,12 @@ class _Batches:
     generator seeded once per fit, so a fixed seed fixes every epoch's order.
     """
 
-    def __init__(self, dataset, batch_size, shuffle, generator):
+    def __init__(self, dataset, batch_size, shuffle, generator, n_steps=None):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.n_steps = n_steps
 
     def _starts(self, n_samples):
         starts = list(range(0, n_samples, self.batch_size))
@@ -121,9 +147,24 @@ class _Batches:
         return starts
 
     def __len__(self):
-        return len(self._starts(len(self.dataset)))
+        n_batches = len(self._starts(len(self.dataset)))
+        return n_batches if self.n_steps is None else max(n_batches, self.n_steps)
 
     def __iter__(self):
+        if self.n_steps is None:
+            yield from self._one_pass()
+            return
+        # More steps than one pass holds: go on with fresh passes (each
+        # reshuffled), so the smaller of two data sets is cycled.
+        yield from itertools.islice(
+            itertools.chain.from_iterable(self._passes()), len(self)
+        )
+
+    def _passes(self):
+        while True:
+            yield self._one_pass()
+
+    def _one_pass(self):
         dataset = self.dataset
         n_samples = len(dataset)
         device = dataset.X.device
@@ -138,6 +179,23 @@ class _Batches:
                 None if dataset.sample_weight is None else dataset.sample_weight[index]
             )
             yield dataset.X[index], Targets(dataset.y[index], weight, index)
+
+
+def count_batches(dataset, batch_size):
+    """Number of training batches in one pass over ``dataset``."""
+    return len(_Batches(dataset, batch_size, True, None))
+
+
+def endless_batches(dataset, batch_size, generator):
+    """Training batches of ``dataset`` without end, reshuffled every pass.
+
+    Yields ``(inputs, Targets)`` like the engine's own training batches; a
+    second data set trained beside the main one (e.g. source data) is drawn
+    from it one batch per step.
+    """
+    batches = _Batches(dataset, batch_size, True, generator)
+    while True:
+        yield from batches
 
 
 def prefix_patterns(prefixes):
@@ -157,16 +215,53 @@ class TransferNet(NeuralNet):
     penalty : callable or None
         ``penalty(module, inputs, features, outputs, index) -> scalar tensor``,
         added to the training loss (already multiplied by its weight λ).
+        Its optional attribute ``weight_name`` names that weight's parameter
+        in the error raised when training diverges (default ``"lam"``).
         ``index`` holds the batch rows' positions in the training set, so that
         a term can look up quantities it computed once per fit.
     shuffle_seed : int
         Seeds the generator that orders the training batches.
+    loss_weight : float
+        Multiplies the data loss in training (not in validation), e.g.
+        ``1 − α`` of knowledge distillation.
+    steps_per_epoch : int or None
+        Training steps per epoch; more than one pass over the training data
+        cycles it (reshuffled each pass). None: one pass.
+
+    Parameters inside a :class:`FrozenModule` are not given to the optimizer.
     """
 
-    def __init__(self, *args, penalty=None, shuffle_seed=0, **kwargs):
+    def __init__(
+        self,
+        *args,
+        penalty=None,
+        shuffle_seed=0,
+        loss_weight=1.0,
+        steps_per_epoch=None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.penalty = penalty
         self.shuffle_seed = shuffle_seed
+        self.loss_weight = loss_weight
+        self.steps_per_epoch = steps_per_epoch
+
+    def initialize_optimizer(self, *args, **kwargs):
+        # Names, not ids: they survive pickling. Computed once here because
+        # skorch asks for the learnable parameters after every step.
+        self._frozen_names = {
+            f"{prefix}.{name}" if prefix else name
+            for prefix, submodule in self.module_.named_modules()
+            if isinstance(submodule, FrozenModule)
+            for name, _ in submodule.named_parameters()
+        }
+        return super().initialize_optimizer(*args, **kwargs)
+
+    def get_all_learnable_params(self):
+        frozen = getattr(self, "_frozen_names", ())
+        for name, parameter in super().get_all_learnable_params():
+            if name not in frozen:
+                yield name, parameter
 
     def get_iterator(self, dataset, training=False):
         if not isinstance(dataset, InMemoryDataset):
@@ -174,7 +269,9 @@ class TransferNet(NeuralNet):
         if training:
             if not hasattr(self, "_generator"):
                 self._generator = torch.Generator().manual_seed(self.shuffle_seed)
-            return _Batches(dataset, self.batch_size, True, self._generator)
+            return _Batches(
+                dataset, self.batch_size, True, self._generator, self.steps_per_epoch
+            )
         return _Batches(dataset, self.batch_size, False, None)
 
     def train_step_single(self, batch, **fit_params):
@@ -182,6 +279,8 @@ class TransferNet(NeuralNet):
         inputs, targets = batch
         features, outputs = self.module_.forward_with_features(inputs)
         loss = self.get_loss(outputs, targets, X=inputs, training=True)
+        if self.loss_weight != 1:
+            loss = loss * self.loss_weight
         if self.penalty is not None:
             loss = loss + self.penalty(
                 self.module_, inputs, features, outputs, targets.index
@@ -192,7 +291,8 @@ class TransferNet(NeuralNet):
                 "the range the source network was trained on"
             )
             if self.penalty is not None:
-                remedy += ", or lower the knowledge term's weight lam"
+                weight_name = getattr(self.penalty, "weight_name", "lam")
+                remedy += f", or lower the penalty's weight {weight_name}"
             raise TrainingDivergedError(
                 f"Training diverged in epoch {len(self.history)}: the loss became "
                 f"{loss.item()}. {remedy}."
@@ -272,6 +372,8 @@ def build_net(
     validation_data=None,
     n_iter_no_change=10,
     penalty=None,
+    loss_weight=1.0,
+    steps_per_epoch=None,
 ):
     """Assemble a :class:`TransferNet` from the estimators' settings.
 
@@ -330,6 +432,8 @@ def build_net(
         verbose=verbose,
         penalty=penalty,
         shuffle_seed=seed,
+        loss_weight=loss_weight,
+        steps_per_epoch=steps_per_epoch,
         **optimizer_params,
     )
 

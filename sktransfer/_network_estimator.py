@@ -85,13 +85,32 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         """
         return None
 
-    def _make_penalty(self, source_reference, train_data, module):
+    def _make_penalty(self, source_reference, train_data, module, **fit_data):
         """The engine's penalty, or None (plain fine-tuning).
 
         Returns an object with ``__call__`` (see :class:`TransferNet`) and
-        ``release()``, called once training has ended.
+        ``release()``, called once training has ended. ``fit_data`` holds the
+        extra data a subclass's ``fit`` accepts (e.g. source data).
         """
         return None
+
+    def _freeze_schedule(self, module):
+        """``(freeze_prefixes, unfreeze_at, lr_groups)`` for the engine."""
+        if self.unfreeze_at is not None and not self.freeze:
+            raise ValueError(
+                f"unfreeze_at={self.unfreeze_at} needs something to unfreeze; "
+                "set freeze as well (e.g. freeze='body')."
+            )
+        lr_groups = (
+            [(["body"], self.lr * self.body_lr_ratio)]
+            if self.body_lr_ratio != 1
+            else []
+        )
+        return _check_prefixes(module, self.freeze), self.unfreeze_at, lr_groups
+
+    def _engine_options(self, train_data, penalty):
+        """Extra keyword arguments of :func:`build_net` (default: none)."""
+        return {}
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -111,11 +130,14 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         -------
         self : object
         """
+        return self._fit_guarded(X, y, sample_weight)
+
+    def _fit_guarded(self, X, y, sample_weight, **fit_data):
         # A fit that fails or is interrupted leaves the estimator as it was
         # (unfitted, or fitted before), never half-updated.
         state_before = dict(self.__dict__)
         try:
-            return self._fit(X, y, sample_weight)
+            return self._fit(X, y, sample_weight, **fit_data)
         except TrainingInterrupted as exc:
             self.__dict__.clear()
             self.__dict__.update(state_before)
@@ -125,7 +147,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             self.__dict__.update(state_before)
             raise
 
-    def _fit(self, X, y, sample_weight):
+    def _fit(self, X, y, sample_weight, **fit_data):
         source_network = resolve_source(self.source_module, self.source_weights)
         check_no_text(X, source_network)
         integer_input = reads_integers(source_network)
@@ -148,11 +170,6 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                 f"sample_weight holds negative values (the smallest is "
                 f"{sample_weight.min().item():g}); weights must be >= 0."
             )
-        if self.unfreeze_at is not None and not self.freeze:
-            raise ValueError(
-                f"unfreeze_at={self.unfreeze_at} needs something to unfreeze; "
-                "set freeze as well (e.g. freeze='body')."
-            )
         y_encoded = self._encode_targets(y)
 
         input_dtype = torch.long if integer_input else network_dtype(source_network)
@@ -165,7 +182,8 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             _probe(source_network, probe.clone())
             source_reference = self._source_reference(source_network)
             module = self._build_module(source_network, probe)
-            freeze_prefixes = _check_prefixes(module, self.freeze)
+            # Refuses a bad freeze schedule before any training work.
+            self._freeze_schedule(module)
             train_index, valid_index = self._split_validation(y_encoded, seed)
             # One copy per fit, on the training device: batches are slices of
             # it, and the user's X is never shared with the network.
@@ -179,13 +197,15 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                 else _subset(X_all, y_all, w_all, valid_index)
             )
             module.to(self.device)
-            penalty = self._make_penalty(source_reference, train_data, module)
+            penalty = self._make_penalty(
+                source_reference, train_data, module, **fit_data
+            )
             net = self._new_net(
                 module,
                 seed=seed,
-                freeze_prefixes=freeze_prefixes,
                 validation_data=valid_data,
                 penalty=penalty,
+                engine_options=self._engine_options(train_data, penalty),
             )
             try:
                 net.fit(train_data, None)
@@ -203,9 +223,10 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         return self
 
     def _new_net(
-        self, module, *, seed, freeze_prefixes, validation_data=None, penalty=None
+        self, module, *, seed, validation_data=None, penalty=None, engine_options=None
     ):
         """The engine's net for ``module``, configured from the parameters."""
+        freeze_prefixes, unfreeze_at, lr_groups = self._freeze_schedule(module)
         return build_net(
             module,
             criterion=self._criterion(),
@@ -218,15 +239,12 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             verbose=self.verbose,
             seed=seed,
             freeze_prefixes=freeze_prefixes,
-            unfreeze_at=self.unfreeze_at,
-            lr_groups=(
-                [(["body"], self.lr * self.body_lr_ratio)]
-                if self.body_lr_ratio != 1
-                else []
-            ),
+            unfreeze_at=unfreeze_at,
+            lr_groups=lr_groups,
             validation_data=validation_data,
             n_iter_no_change=self.n_iter_no_change,
             penalty=penalty,
+            **(engine_options or {}),
         )
 
     def _build_module(self, source_network, probe):
@@ -296,7 +314,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
 
     def _predict_outputs(self, X):
         check_is_fitted(self)
-        check_no_text(X, self.module_.body)
+        check_no_text(X, getattr(self.module_, "body", self.module_))
         fitted_on = (
             f"{type(self).__name__} was fitted on samples of shape {self._sample_shape}"
         )

@@ -286,7 +286,7 @@ def _restore_network_estimator(estimator, weights_path, history):
     from skorch.history import History
 
     from ._engine import seeded
-    from ._network_estimator import _check_prefixes, _probe
+    from ._network_estimator import _probe
     from ._source import resolve_source
 
     saved_head = estimator.head_choice_
@@ -307,9 +307,7 @@ def _restore_network_estimator(estimator, weights_path, history):
         )
     _load_weights(module, weights_path)
     module.to(estimator.device)
-    net = estimator._new_net(
-        module, seed=0, freeze_prefixes=_check_prefixes(module, estimator.freeze)
-    )
+    net = estimator._new_net(module, seed=0)
     net.initialize()
     net.history = History(history or [])
     estimator.net_ = net

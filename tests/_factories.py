@@ -19,11 +19,15 @@ from sklearn.base import BaseEstimator, is_classifier, is_regressor
 
 import sktransfer
 from sktransfer import (
+    DistilledClassifier,
     FineTunedClassifier,
     FineTunedRegressor,
+    FusionClassifier,
+    JointTrainingClassifier,
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
     PretrainedFeatureTransformer,
+    SourceData,
 )
 
 N_FEATURES = 4
@@ -44,11 +48,31 @@ FACTORIES = {
     KnowledgeRegularizedRegressor: lambda source: KnowledgeRegularizedRegressor(
         source, knowledge="features", lam=0.1, **_FAST
     ),
+    # The student has the source's architecture (its own copy); a new head
+    # fits any number of target classes.
+    DistilledClassifier: lambda source: DistilledClassifier(
+        source, source, head="new", **_FAST
+    ),
+    FusionClassifier: lambda source: FusionClassifier(source, fusion="concat", **_FAST),
+    JointTrainingClassifier: lambda source: JointTrainingClassifier(
+        source, source_weight=0.5, **_FAST
+    ),
 }
+
+
+def _joint_source_data(X, y):
+    """The target inputs again, as source data labelled for the 3-way source head.
+
+    Bad input in X reaches the source data too, which is what a user who
+    builds both from one messy table would see.
+    """
+    n_rows = np.shape(X)[0] if np.ndim(X) else 0
+    return {"source_data": SourceData(X, np.arange(n_rows) % 3)}
+
 
 # fit_params(X, y) -> extra keyword arguments of fit, for estimators that need
 # more than the target data (e.g. source data).
-FIT_PARAMS = {}
+FIT_PARAMS = {JointTrainingClassifier: _joint_source_data}
 
 
 def public_estimators():

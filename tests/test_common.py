@@ -13,8 +13,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sktransfer
 from sktransfer import (
+    DistilledClassifier,
     FineTunedClassifier,
     FineTunedRegressor,
+    FusionClassifier,
+    JointTrainingClassifier,
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
     PretrainedFeatureTransformer,
@@ -41,10 +44,29 @@ def _lazy_source():
 _TRAINING = {"max_epochs": 50, "lr": 0.03, "batch_size": 256}
 
 CHECK_INSTANCES = {
+    # The checks' labels have 2 or 3 classes, of any type: the lazy teacher's
+    # 3 outputs are matched to them by position (3 classes) or learned by an
+    # auxiliary head (2 classes), and the student gets a head of the right
+    # width (head="new"; "reuse" refuses a mismatched width by design).
+    DistilledClassifier: [
+        DistilledClassifier(_lazy_source(), _lazy_source(), head="new", **_TRAINING)
+    ],
     PretrainedFeatureTransformer: [
         PretrainedFeatureTransformer(_width_agnostic_source()),
     ],
     FineTunedClassifier: [FineTunedClassifier(_lazy_source(), **_TRAINING)],
+    FusionClassifier: [
+        FusionClassifier(_lazy_source(), fusion="sum", **_TRAINING),
+        FusionClassifier(_lazy_source(), fusion="concat", **_TRAINING),
+    ],
+    # The checks call fit(X, y) without source data, which joint training
+    # refuses unless source_weight=0 (then it is fine-tuning with a new head
+    # and a shared body). Training with source data, and passing them through
+    # Pipeline / cross-validation / grid search, is tested in
+    # test_joint_training.py.
+    JointTrainingClassifier: [
+        JointTrainingClassifier(_lazy_source(), source_weight=0, **_TRAINING)
+    ],
     FineTunedRegressor: [FineTunedRegressor(_lazy_source(), **_TRAINING)],
     KnowledgeRegularizedClassifier: [
         KnowledgeRegularizedClassifier(_lazy_source(), lam=0.01, **_TRAINING),
@@ -101,6 +123,18 @@ EXPECTED_FAILED_CHECKS = {
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
     KnowledgeRegularizedRegressor: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    DistilledClassifier: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    FusionClassifier: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    JointTrainingClassifier: {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },

@@ -172,6 +172,7 @@ def compare_strategies(
     groups=None,
     n_jobs=None,
     params=None,
+    strategy_params=None,
     alpha=0.05,
     error_score=np.nan,
 ):
@@ -208,6 +209,11 @@ def compare_strategies(
         Folds fitted in parallel (per estimator), through joblib.
     params : dict or None, default=None
         Fit parameters passed to every estimator's ``fit``.
+    strategy_params : dict of str to dict, or None, default=None
+        Further fit parameters for some strategies only, by name, e.g.
+        ``{"joint": {"source_data": SourceData(X_source, y_source)}}`` for a
+        :class:`~sktransfer.JointTrainingClassifier` called ``"joint"``; they
+        are added to ``params`` for that strategy.
     alpha : float, default=0.05
         Significance level of the negative-transfer warning.
     error_score : "raise" or float, default=np.nan
@@ -237,6 +243,13 @@ def compare_strategies(
     logistic             0.973 ± 0.009  +0.653      0.000  ...
     """
     named, baseline_name = _named_estimators(estimators, baseline)
+    strategy_params = dict(strategy_params or {})
+    unknown = sorted(set(strategy_params) - set(named))
+    if unknown:
+        raise ValueError(
+            f"strategy_params names {unknown}, which are not among the "
+            f"strategies {list(named)}."
+        )
     first = next(iter(named.values()))
     splitter = check_cv(cv, y, classifier=is_classifier(first))
     splits = list(splitter.split(X, y, groups))
@@ -256,7 +269,11 @@ def compare_strategies(
             cv=splits,
             scoring=metrics,
             n_jobs=n_jobs,
-            params=params,
+            params=(
+                {**(params or {}), **strategy_params[name]}
+                if name in strategy_params
+                else params
+            ),
             error_score=error_score,
         )
         scores[name] = {metric: result[f"test_{metric}"] for metric in metrics} | {

@@ -1,0 +1,114 @@
+"""What the multi-network strategies (distillation, fusion, joint training) share.
+
+They train through the same engine and front end as fine-tuning, but build
+their network from more than the source's body and head, so they expose only
+the training settings, not the fine-tuning ones (head policy, freezing).
+"""
+
+import os
+from numbers import Integral, Real
+
+import torch
+from sklearn.utils._param_validation import Interval
+from torch import nn
+
+from ._fine_tuning import _SHARED_PARAMETERS
+from ._network_estimator import BaseNetworkEstimator, _probe
+from ._source import resolve_source, split_body_head
+from ._validation import check_input_fits_source
+
+__all__ = [
+    "TRAINING_CONSTRAINTS",
+    "TRAINING_PARAMETERS",
+    "MultiNetworkEstimator",
+    "new_head",
+    "output_width_error",
+    "probe_network",
+    "resolve_other_network",
+    "split_network",
+]
+
+TRAINING_CONSTRAINTS = {
+    "source_module": "no_validation",
+    "source_weights": [str, os.PathLike, None],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "optimizer": [callable],
+    "optimizer_kwargs": [dict, None],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "device": [str, torch.device],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
+
+# The fine-tuning docs from ``max_epochs`` on: the settings every strategy has.
+TRAINING_PARAMETERS = _SHARED_PARAMETERS[_SHARED_PARAMETERS.index("    max_epochs") :]
+
+
+class MultiNetworkEstimator(BaseNetworkEstimator):
+    """Base of the strategies that combine the source with other parts.
+
+    Nothing is frozen by a schedule (frozen parts are :class:`FrozenModule`
+    and never train) and every part learns at ``lr``.
+    """
+
+    def _freeze_schedule(self, module):
+        return [], None, []
+
+
+def resolve_other_network(network, name, probe):
+    """A private copy of a second network (student, target), checked on X.
+
+    Parameters
+    ----------
+    network : nn.Module, fitted skorch net or callable
+        What the user passed as parameter ``name``.
+    name : str
+        The parameter's name, for error messages.
+    probe : torch.Tensor
+        One training sample, to check that the network reads X.
+    """
+    try:
+        module = resolve_source(network)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(str(exc).replace("source_module", name)) from exc
+    try:
+        check_input_fits_source(probe.numpy(), module, name="X")
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("the source network", name)) from exc
+    return module
+
+
+def probe_network(module, probe, name):
+    """``module(probe)`` without gradients; errors name the network."""
+    try:
+        return _probe(module, probe.clone())
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("The source network", f"The {name}")) from exc
+
+
+def split_network(module):
+    """:func:`split_body_head`, also for a single layer (identity body)."""
+    has_children = next(module.children(), None) is not None
+    if not has_children and next(module.parameters(), None) is not None:
+        return nn.Identity(), module, "(the whole network)"
+    return split_body_head(module)
+
+
+def new_head(features, n_outputs, dtype):
+    """A freshly initialised linear layer reading ``features`` (flattened)."""
+    head = nn.Linear(features[0].numel(), n_outputs)
+    if features.ndim > 2:
+        head = nn.Sequential(nn.Flatten(), head)
+    return head.to(dtype)
+
+
+def output_width_error(network_name, layer_name, width, n_classes, classes, remedy):
+    return ValueError(
+        f"The {network_name}'s final layer {layer_name!r} has {width} outputs, "
+        f"but the target has {n_classes} classes {list(classes)}: one output "
+        f"per class is needed. {remedy}"
+    )
