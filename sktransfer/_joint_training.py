@@ -103,6 +103,8 @@ class _SourceTaskLoss:
         logits = module.source_head(module.body(source_inputs))
         per_sample = functional.cross_entropy(logits, targets.y, reduction="none")
         weight = targets.sample_weight
+        if weight is None:  # equal weights: the batches leave them out
+            return self.weight * per_sample.mean()
         loss = (per_sample * weight).sum() / weight.sum().clamp_min(
             torch.finfo(weight.dtype).tiny
         )
