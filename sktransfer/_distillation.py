@@ -225,6 +225,8 @@ class DistilledClassifier(
         "head": [StrOptions({"reuse", "new"})],
     }
 
+    _fit_scratch = ("_columns",)
+
     def __init__(
         self,
         source_module,
@@ -366,12 +368,6 @@ class DistilledClassifier(
 
     def _engine_options(self, train_data, penalty):
         return {"loss_weight": 1.0 - self.alpha}
-
-    def _fit(self, X, y, sample_weight, **fit_data):
-        try:
-            return super()._fit(X, y, sample_weight, **fit_data)
-        finally:
-            self.__dict__.pop("_columns", None)
 
 
 def _describe(outputs):

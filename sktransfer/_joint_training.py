@@ -221,6 +221,8 @@ class JointTrainingClassifier(
     # No other estimator consumes it: requested by default under routing.
     __metadata_request__fit = {"source_data": True}
 
+    _fit_scratch = ("_n_source_outputs",)
+
     def __init__(
         self,
         source_module,
@@ -390,12 +392,6 @@ class JointTrainingClassifier(
             return {}
         n_target_batches = count_batches(train_data, self.batch_size)
         return {"steps_per_epoch": max(n_target_batches, penalty.n_batches)}
-
-    def _fit(self, X, y, sample_weight, **fit_data):
-        try:
-            return super()._fit(X, y, sample_weight, **fit_data)
-        finally:
-            self.__dict__.pop("_n_source_outputs", None)
 
 
 JointTrainingClassifier.__doc__ = JointTrainingClassifier.__doc__.replace(

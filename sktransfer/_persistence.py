@@ -297,7 +297,7 @@ def _restore_network_estimator(estimator, weights_path, history):
     with seeded(0, "cpu"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # reinitialize=True notes
         _probe(network, probe.clone())
-        module = estimator._build_module(network, probe)
+        module = estimator._rebuild_module(network, probe)
     if estimator.head_choice_ != saved_head:
         raise ValueError(
             f"The estimator was saved with head_choice_={saved_head!r}, but the "
