@@ -172,6 +172,10 @@ class JointTrainingClassifier(
         Target class labels, in the order of the target head's outputs.
     n_source_samples_ : int
         Source rows trained on (0 when ``source_weight=0``).
+    head_choice_ : "new"
+        The target head is always a new linear layer with one output per
+        class (the source head keeps serving the source task); named like the
+        head policy of the other estimators.
     module_ : torch.nn.Module
         The fitted network: ``body``, ``head`` (target) and ``source_head``.
     net_ : skorch.NeuralNet
@@ -300,6 +304,8 @@ class JointTrainingClassifier(
         body, source_head, _ = split_network(source_network)
         features = probe_network(body, probe, "source network")
         self._n_source_outputs, _ = _output_width(source_head, features)
+        # The source head serves the source task; the target's is always new.
+        self.head_choice_ = "new"
         head = new_head(features, self.classes_.shape[0], network_dtype(body))
         module = _JointModule(body, head, logits_head(source_head))
         module.train()
