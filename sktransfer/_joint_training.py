@@ -301,9 +301,20 @@ class JointTrainingClassifier(
         return self._fit_guarded(X, y, sample_weight, source_data=source_data)
 
     def _build_module(self, source_network, probe):
-        body, source_head, _ = split_network(source_network)
+        body, source_head, source_head_name = split_network(source_network)
         features = probe_network(body, probe, "source network")
-        self._n_source_outputs, _ = _output_width(source_head, features)
+        self._n_source_outputs, source_shape = _output_width(source_head, features)
+        if self._n_source_outputs is None and self.source_weight > 0:
+            raise ValueError(
+                f"Joint training fits the source head {source_head_name!r} to "
+                "one source label per sample, so it needs one logit per source "
+                "class (outputs of shape (n_source_outputs,)), but on samples "
+                f"of shape {tuple(probe.shape[1:])} it gives outputs of shape "
+                f"{source_shape} per sample. Layers that act on the last axis "
+                "(e.g. Linear) give one row of logits per position of n-D "
+                "input: pass X of the sample shape the source network "
+                "classifies, or source_weight=0 to train the target head alone."
+            )
         # The source head serves the source task; the target's is always new.
         self.head_choice_ = "new"
         head = new_head(features, self.classes_.shape[0], network_dtype(body))
