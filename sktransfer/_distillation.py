@@ -302,10 +302,10 @@ class DistilledClassifier(
         probe_network(student, probe, "student network")
         body, head, head_name = split_network(student)
         features = probe_network(body, probe, "student network")
-        width, _ = _output_width(head, features)
+        width = _output_width(head, features)
         n_classes = self.classes_.shape[0]
         if self.head == "reuse":
-            if width != n_classes:
+            if width[0] != n_classes:
                 raise output_width_error(
                     "student network",
                     head_name,
