@@ -225,6 +225,8 @@ class DistilledClassifier(
         "head": [StrOptions({"reuse", "new"})],
     }
 
+    _fit_scratch = ("_columns",)
+
     def __init__(
         self,
         source_module,
@@ -275,12 +277,23 @@ class DistilledClassifier(
         with torch.no_grad():
             source_network.eval()
             source_outputs = source_network(probe.clone())
-        if not isinstance(source_outputs, torch.Tensor) or source_outputs.ndim != 2:
+        logits = isinstance(source_outputs, torch.Tensor) and source_outputs.ndim == 2
+        if not logits and self.alpha > 0:
             raise ValueError(
-                "The source network must return logits of shape (n_samples, "
-                f"n_outputs); it returned {_describe(source_outputs)}."
+                "Distillation needs the source network's logits, one vector of "
+                "shape (n_source_outputs,) per sample, but on samples of shape "
+                f"{tuple(probe.shape[1:])} it {_describe(source_outputs)}. "
+                "Layers that act on the last axis (e.g. Linear) give one row of "
+                "logits per position of n-D input: pass X of the sample shape "
+                "the source network classifies, or a source that maps such "
+                "samples to one vector of logits."
             )
-        self._columns, auxiliary = self._match_source_outputs(source_outputs.shape[1])
+        # With alpha=0 the source's outputs are never used.
+        self._columns, auxiliary = (
+            self._match_source_outputs(source_outputs.shape[1])
+            if logits
+            else (None, False)
+        )
         self.distilled_into_ = (
             None if self.alpha == 0 else ("auxiliary" if auxiliary else "head")
         )
@@ -289,10 +302,10 @@ class DistilledClassifier(
         probe_network(student, probe, "student network")
         body, head, head_name = split_network(student)
         features = probe_network(body, probe, "student network")
-        width, _ = _output_width(head, features)
+        width = _output_width(head, features)
         n_classes = self.classes_.shape[0]
         if self.head == "reuse":
-            if width != n_classes:
+            if width[0] != n_classes:
                 raise output_width_error(
                     "student network",
                     head_name,
@@ -367,17 +380,11 @@ class DistilledClassifier(
     def _engine_options(self, train_data, penalty):
         return {"loss_weight": 1.0 - self.alpha}
 
-    def _fit(self, X, y, sample_weight, **fit_data):
-        try:
-            return super()._fit(X, y, sample_weight, **fit_data)
-        finally:
-            self.__dict__.pop("_columns", None)
-
 
 def _describe(outputs):
     if isinstance(outputs, torch.Tensor):
-        return f"a tensor of shape {tuple(outputs.shape)}"
-    return f"a {type(outputs).__name__}"
+        return f"gives outputs of shape {tuple(outputs.shape[1:])} per sample"
+    return f"returns a {type(outputs).__name__}, not a tensor"
 
 
 DistilledClassifier.__doc__ = DistilledClassifier.__doc__.replace(

@@ -237,12 +237,13 @@ class FusionClassifier(ClassifierTargetsMixin, ClassifierMixin, MultiNetworkEsti
                 new_head(features, n_classes, dtype),
             )
         else:
-            source_width, _ = _output_width(source_head, source_features)
+            source_outputs = _output_width(source_head, source_features)
+            source_width = source_outputs[0]
             if self.head == "reuse" and source_width != n_classes:
                 raise output_width_error(
                     "source network",
                     source_head_name,
-                    source_width,
+                    source_outputs,
                     n_classes,
                     self.classes_,
                     "Use head='new' or 'auto' for a trainable head on the frozen "

@@ -174,6 +174,10 @@ class JointTrainingClassifier(
         Target class labels, in the order of the target head's outputs.
     n_source_samples_ : int
         Source rows trained on (0 when ``source_weight=0``).
+    head_choice_ : "new"
+        The target head is always a new linear layer with one output per
+        class (the source head keeps serving the source task); named like the
+        head policy of the other estimators.
     module_ : torch.nn.Module
         The fitted network: ``body``, ``head`` (target) and ``source_head``.
     net_ : skorch.NeuralNet
@@ -222,6 +226,8 @@ class JointTrainingClassifier(
 
     # No other estimator consumes it: requested by default under routing.
     __metadata_request__fit = {"source_data": True}
+
+    _fit_scratch = ("_n_source_outputs",)
 
     def __init__(
         self,
@@ -297,9 +303,22 @@ class JointTrainingClassifier(
         return self._fit_guarded(X, y, sample_weight, source_data=source_data)
 
     def _build_module(self, source_network, probe):
-        body, source_head, _ = split_network(source_network)
+        body, source_head, source_head_name = split_network(source_network)
         features = probe_network(body, probe, "source network")
-        self._n_source_outputs, _ = _output_width(source_head, features)
+        self._n_source_outputs, source_shape = _output_width(source_head, features)
+        if self._n_source_outputs is None and self.source_weight > 0:
+            raise ValueError(
+                f"Joint training fits the source head {source_head_name!r} to "
+                "one source label per sample, so it needs one logit per source "
+                "class (outputs of shape (n_source_outputs,)), but on samples "
+                f"of shape {tuple(probe.shape[1:])} it gives outputs of shape "
+                f"{source_shape} per sample. Layers that act on the last axis "
+                "(e.g. Linear) give one row of logits per position of n-D "
+                "input: pass X of the sample shape the source network "
+                "classifies, or source_weight=0 to train the target head alone."
+            )
+        # The source head serves the source task; the target's is always new.
+        self.head_choice_ = "new"
         head = new_head(features, self.classes_.shape[0], network_dtype(body))
         module = _JointModule(body, head, logits_head(source_head))
         module.train()
@@ -392,12 +411,6 @@ class JointTrainingClassifier(
             return {}
         n_target_batches = count_batches(train_data, self.batch_size)
         return {"steps_per_epoch": max(n_target_batches, penalty.n_batches)}
-
-    def _fit(self, X, y, sample_weight, **fit_data):
-        try:
-            return super()._fit(X, y, sample_weight, **fit_data)
-        finally:
-            self.__dict__.pop("_n_source_outputs", None)
 
 
 JointTrainingClassifier.__doc__ = JointTrainingClassifier.__doc__.replace(

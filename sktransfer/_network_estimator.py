@@ -78,6 +78,11 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
+    # Attributes that _build_module sets for the rest of one fit only (e.g.
+    # for _make_penalty), removed when the fit ends: they are not fitted
+    # attributes, so they never reach a pickle or save_fitted's files.
+    _fit_scratch = ()
+
     def _source_reference(self, source_network):
         """A pristine copy of the source network for the penalty, or None.
 
@@ -146,6 +151,23 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             self.__dict__.clear()
             self.__dict__.update(state_before)
             raise
+        finally:
+            self._drop_fit_scratch()
+
+    def _drop_fit_scratch(self):
+        for name in self._fit_scratch:
+            self.__dict__.pop(name, None)
+
+    def _rebuild_module(self, source_network, probe):
+        """The fitted network's architecture, untrained, for :func:`load_fitted`.
+
+        Called on an estimator whose fitted attributes (``classes_``,
+        ``head_choice_``, …) are already set; builds what ``fit`` built.
+        """
+        try:
+            return self._build_module(source_network, probe)
+        finally:
+            self._drop_fit_scratch()
 
     def _fit(self, X, y, sample_weight, **fit_data):
         source_network = resolve_source(self.source_module, self.source_weights)

@@ -63,7 +63,8 @@ def save_fitted(estimator, directory):
     -----
     A parameter that JSON cannot hold (a custom ``knowledge`` term, a
     ``random_state`` that is a ``RandomState`` instance, an optimizer outside
-    ``torch.optim``) is recorded by name only; pass it to
+    ``torch.optim``, a network other than the source such as a
+    ``student_module``) is recorded by name only; pass it to
     :func:`load_fitted` again.
 
     See Also
@@ -154,8 +155,10 @@ def load_fitted(directory, source_module, **params):
     **params
         Parameters to set on the loaded estimator: those that could not be
         saved as JSON (``params.json`` lists them under
-        ``params_to_pass_again``), or others to change, e.g. ``device="cpu"``
-        for an estimator fitted on a GPU.
+        ``params_to_pass_again``; e.g. the ``student_module`` of a
+        ``DistilledClassifier``, whose architecture is rebuilt like the
+        source's), or others to change, e.g. ``device="cpu"`` for an estimator
+        fitted on a GPU.
 
     Returns
     -------
@@ -297,7 +300,7 @@ def _restore_network_estimator(estimator, weights_path, history):
     with seeded(0, "cpu"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # reinitialize=True notes
         _probe(network, probe.clone())
-        module = estimator._build_module(network, probe)
+        module = estimator._rebuild_module(network, probe)
     if estimator.head_choice_ != saved_head:
         raise ValueError(
             f"The estimator was saved with head_choice_={saved_head!r}, but the "

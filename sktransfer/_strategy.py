@@ -107,8 +107,19 @@ def new_head(features, n_outputs, dtype):
 
 
 def output_width_error(network_name, layer_name, width, n_classes, classes, remedy):
+    """The error for a final layer kept although it does not score the classes.
+
+    ``width`` is what :func:`_output_width` returns: ``(width or None, shape
+    of one sample's outputs)``.
+    """
+    n_outputs, shape = width
+    described = (
+        f"has {n_outputs} outputs"
+        if n_outputs is not None
+        else f"gives outputs of shape {shape} per sample"
+    )
     return ValueError(
-        f"The {network_name}'s final layer {layer_name!r} has {width} outputs, "
-        f"but the target has {n_classes} classes {list(classes)}: one output "
+        f"The {network_name}'s final layer {layer_name!r} {described}, "
+        f"but the target has {n_classes} classes {classes.tolist()}: one output "
         f"per class is needed. {remedy}"
     )

@@ -3,7 +3,8 @@
 The estimators are discovered from ``sktransfer.__all__``, so that the bad
 input, persistence, reproducibility and CUDA matrices cover every public
 estimator: a new one joins them all with one entry in ``FACTORIES`` (and, if
-its ``fit`` needs more than ``X, y``, one in ``FIT_PARAMS``), and
+its ``fit`` needs more than ``X, y``, one in ``FIT_PARAMS``; if its factory
+sets parameters that JSON cannot hold, one in ``LOAD_PARAMS``), and
 ``test_every_public_estimator_has_a_factory`` fails until it has one.
 """
 
@@ -28,6 +29,7 @@ from sktransfer import (
     KnowledgeRegularizedRegressor,
     PretrainedFeatureTransformer,
     SourceData,
+    load_fitted,
 )
 
 N_FEATURES = 4
@@ -73,6 +75,11 @@ def _joint_source_data(X, y):
 # fit_params(X, y) -> extra keyword arguments of fit, for estimators that need
 # more than the target data (e.g. source data).
 FIT_PARAMS = {JointTrainingClassifier: _joint_source_data}
+
+# load_params(source) -> keyword arguments of load_fitted besides source_module:
+# the factory's parameters that save_fitted cannot store as JSON (networks
+# other than the source), passed again as a user would.
+LOAD_PARAMS = {DistilledClassifier: lambda source: {"student_module": source}}
 
 
 def public_estimators():
@@ -166,9 +173,20 @@ def data(estimator, n_samples=30, n_features=N_FEATURES, seed=0):
     return X, labels
 
 
+def fit_params(estimator, X, y):
+    """The extra fit parameters ``estimator`` needs for (X, y) (often none)."""
+    return FIT_PARAMS.get(type(estimator), lambda X, y: {})(X, y)
+
+
 def fit(estimator, X, y, **kwargs):
-    params = FIT_PARAMS.get(type(estimator), lambda X, y: {})(X, y)
-    return estimator.fit(X, y, **params, **kwargs)
+    return estimator.fit(X, y, **fit_params(estimator, X, y), **kwargs)
+
+
+def load(estimator_class, directory, source=None, **params):
+    """``load_fitted`` of what ``make(estimator_class, source)`` saved."""
+    source = mlp_source() if source is None else source
+    again = LOAD_PARAMS.get(estimator_class, lambda source: {})(source)
+    return load_fitted(directory, source_module=source, **again, **params)
 
 
 def outputs(estimator, X):

@@ -30,6 +30,8 @@ from _factories import (
 )
 from sklearn.exceptions import NotFittedError
 
+from sktransfer import DistilledClassifier, JointTrainingClassifier
+
 ESTIMATORS = estimator_params()
 
 
@@ -135,15 +137,41 @@ def test_1d_X_is_refused_with_the_reshape_hint(estimator_class):
         fit(estimator, X[:, 0], y)
 
 
+# Estimators that fit the source network's own outputs (distillation's soft
+# targets, joint training's source labels) need one vector of them per sample,
+# which a Linear source on 3-D X does not give: they refuse it, naming both
+# shapes, and handle such X like the others with the setting given here, which
+# leaves the source's outputs unused.
+_FITS_SOURCE_OUTPUTS = {
+    DistilledClassifier: (
+        {"alpha": 0.0},
+        r"Distillation needs the source network's logits, one vector of shape "
+        r"\(n_source_outputs,\) per sample, but on samples of shape \(2, 4\) it "
+        r"gives outputs of shape \(2, 3\) per sample",
+    ),
+    JointTrainingClassifier: (
+        {"source_weight": 0.0},
+        r"fits the source head '2' to one source label per sample, so it needs "
+        r"one logit per source class .*, but on samples of shape \(2, 4\) it gives "
+        r"outputs of shape \(2, 3\) per sample",
+    ),
+}
+
+
+def _3d_X(estimator):
+    X, y = data(estimator, n_features=2 * N_FEATURES)
+    return X.reshape(-1, 2, N_FEATURES), y
+
+
 @pytest.mark.parametrize("estimator_class", ESTIMATORS)
 def test_3d_X_through_a_linear_network_gives_one_output_per_sample(estimator_class):
     # A Linear layer acts on the last axis: (n, 2, 4) gives (n, 2, 8) features,
     # which a new head must flatten; the source head (one output per position)
     # cannot be reused.
     source = mlp_source()
-    estimator = make(estimator_class, source)
-    X, y = data(estimator, n_features=2 * N_FEATURES)
-    X = X.reshape(-1, 2, N_FEATURES)
+    settings, _ = _FITS_SOURCE_OUTPUTS.get(estimator_class, ({}, None))
+    estimator = make(estimator_class, source, **settings)
+    X, y = _3d_X(estimator)
     with unchanged(X=X, y=y, source=source):
         fit(estimator, X, y)
         result = outputs(estimator, X)
@@ -152,6 +180,21 @@ def test_3d_X_through_a_linear_network_gives_one_output_per_sample(estimator_cla
     if kind(estimator) != "transformer":
         assert estimator.head_choice_ == "new"
         assert predict_or_transform(estimator, X).shape == (30,)
+
+
+@pytest.mark.parametrize(
+    "estimator_class", estimator_params(list(_FITS_SOURCE_OUTPUTS))
+)
+def test_3d_X_is_refused_where_the_sources_outputs_per_position_would_be_fitted(
+    estimator_class,
+):
+    source = mlp_source()
+    estimator = make(estimator_class, source)
+    X, y = _3d_X(estimator)
+    _, message = _FITS_SOURCE_OUTPUTS[estimator_class]
+    with unchanged(X=X, y=y, source=source), pytest.raises(ValueError, match=message):
+        fit(estimator, X, y)
+    assert not hasattr(estimator, "n_features_in_")
 
 
 @pytest.mark.parametrize("estimator_class", ESTIMATORS)

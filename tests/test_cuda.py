@@ -12,6 +12,7 @@ from _factories import (
     data,
     estimator_params,
     fit,
+    load,
     make,
     mlp_source,
     network_estimators,
@@ -19,7 +20,7 @@ from _factories import (
     unchanged,
 )
 
-from sktransfer import load_fitted, save_fitted
+from sktransfer import save_fitted
 
 pytestmark = [
     pytest.mark.cuda,
@@ -74,7 +75,7 @@ def test_model_fitted_on_cuda_loads_on_the_cpu(estimator_class, tmp_path):
     X, y = data(estimator)
     fit(estimator, X, y)
     save_fitted(estimator, tmp_path)
-    loaded = load_fitted(tmp_path, source_module=mlp_source(), device="cpu")
+    loaded = load(estimator_class, tmp_path, device="cpu")
     assert all(p.device.type == "cpu" for p in loaded.module_.parameters())
     np.testing.assert_allclose(
         outputs(loaded, X), outputs(estimator, X), rtol=1e-4, atol=1e-5

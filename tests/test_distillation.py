@@ -324,6 +324,21 @@ def test_student_with_the_wrong_number_of_outputs_is_refused_clearly():
         estimator.fit(X_IRIS, Y_IRIS)
 
 
+def test_student_with_one_row_of_outputs_per_position_is_refused_naming_its_shape():
+    # A Linear student on (n, 2, 4) input scores each of the 2 positions.
+    X = np.concatenate([X_IRIS, X_IRIS[::-1]], axis=1).reshape(-1, 2, 4)
+    estimator = DistilledClassifier(_teacher(), _student(), alpha=0, **FAST)
+
+    with pytest.raises(
+        ValueError,
+        match=r"student network's final layer '3' gives outputs of shape \(2, 3\) "
+        r"per sample, but the target has 3 classes \[0, 1, 2\]",
+    ):
+        estimator.fit(X, Y_IRIS)
+    estimator.set_params(head="new").fit(X, Y_IRIS)
+    assert estimator.predict_proba(X).shape == (150, 3)
+
+
 def test_head_new_replaces_the_students_final_layer():
     estimator = DistilledClassifier(
         _teacher(), _student(n_outputs=5), head="new", **FAST

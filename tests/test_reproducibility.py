@@ -13,11 +13,13 @@ import textwrap
 
 import numpy as np
 import pytest
+import sklearn
 import torch
 from _factories import (
     data,
     estimator_params,
     fit,
+    fit_params,
     kind,
     make,
     network_estimators,
@@ -58,8 +60,16 @@ def test_cross_val_predict_is_identical_for_one_and_two_jobs(estimator_class):
     X, y = data(estimator)
     method = "predict_proba" if kind(estimator) == "classifier" else "predict"
     cv = KFold(3, shuffle=True, random_state=0)
-    sequential = cross_val_predict(estimator, X, y, cv=cv, method=method, n_jobs=1)
-    parallel = cross_val_predict(estimator, X, y, cv=cv, method=method, n_jobs=2)
+    # Extra fit parameters (joint training's source data) are routed to every
+    # fold's fit, as a user inside cross-validation passes them.
+    params = fit_params(estimator, X, y)
+    with sklearn.config_context(enable_metadata_routing=bool(params)):
+        sequential, parallel = [
+            cross_val_predict(
+                estimator, X, y, cv=cv, method=method, n_jobs=n_jobs, params=params
+            )
+            for n_jobs in (1, 2)
+        ]
     np.testing.assert_array_equal(parallel, sequential)
 
 
