@@ -260,15 +260,11 @@ class TransferNet(NeuralNet):
         self.loss_weight = loss_weight
         self.steps_per_epoch = steps_per_epoch
 
-    def notify(self, method_name, **cb_kwargs):
-        # skorch calls every callback on every event, three times per batch,
-        # though most callbacks act only on a few events: on small networks
-        # that Python work is a tenth of a step. Call only the callbacks that
-        # override the event's method (the net's own method always runs: it
-        # keeps the history).
-        cache = self.__dict__.get("_listeners")
+    def _listeners(self, method_name):
+        """The callbacks that override ``method_name`` (cached per callback set)."""
+        cache = self.__dict__.get("_listener_cache")
         if cache is None or cache[0] is not self.callbacks_:
-            cache = self.__dict__["_listeners"] = (self.callbacks_, {})
+            cache = self.__dict__["_listener_cache"] = (self.callbacks_, {})
         listeners = cache[1].get(method_name)
         if listeners is None:
             listeners = cache[1][method_name] = [
@@ -277,9 +273,31 @@ class TransferNet(NeuralNet):
                 if getattr(type(callback), method_name, None)
                 is not getattr(Callback, method_name)
             ]
+        return listeners
+
+    def notify(self, method_name, **cb_kwargs):
+        # skorch calls every callback on every event, three times per batch,
+        # though most callbacks act only on a few events: on small networks
+        # that Python work is a tenth of a step. Call only the callbacks that
+        # override the event's method (the net's own method always runs: it
+        # keeps the history).
         getattr(self, method_name)(self, **cb_kwargs)
-        for callback in listeners:
+        for callback in self._listeners(method_name):
             getattr(callback, method_name)(self, **cb_kwargs)
+
+    def train_step(self, batch, **fit_params):
+        # skorch wraps every step in a closure, for optimizers that evaluate
+        # the loss more than once (LBFGS), and announces the gradients to the
+        # callbacks. Without either, the closure, its accumulator and the
+        # announcement are pure overhead on every batch.
+        if isinstance(self.optimizer_, torch.optim.LBFGS) or self._listeners(
+            "on_grad_computed"
+        ):
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self._step_optimizer(None)
+        return step
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         # What skorch's History.new_batch does, without its general-purpose
@@ -294,20 +312,27 @@ class TransferNet(NeuralNet):
             return
         batches = list.__getitem__(self.history, -1)["batches"]
         loss_key, size_key = f"{prefix}_loss", f"{prefix}_batch_size"
+        # The events are announced to the callbacks that listen (see notify);
+        # the net's own handlers only keep the history, done inline here.
+        begin_listeners = self._listeners("on_batch_begin")
+        end_listeners = self._listeners("on_batch_end")
         batch_count = 0
         for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
+            batches.append({})
+            for callback in begin_listeners:
+                callback.on_batch_begin(self, batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             record = batches[-1]
             record[loss_key] = step["loss"].item()
             record[size_key] = len(batch[0])
-            self.notify("on_batch_end", batch=batch, training=training, **step)
+            for callback in end_listeners:
+                callback.on_batch_end(self, batch=batch, training=training, **step)
             batch_count += 1
         self.history.record(f"{prefix}_batch_count", batch_count)
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_listeners", None)
+        state.pop("_listener_cache", None)
         return state
 
     def initialize_optimizer(self, *args, **kwargs):
