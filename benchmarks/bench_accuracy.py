@@ -50,6 +50,15 @@ only, over the grid in ``LAM_GRID`` (λ = 0 is not in the grid: the row
 ``fine-tune (λ=0)`` is that choice). The most frequent choice of λ is printed
 after the table.
 
+Group ``combined`` (the strategies that combine the source with something
+else): ``DistilledClassifier`` into a student a quarter of the source's width
+(one hidden layer of 64, ``temperature=4``, ``alpha=0.5``; on digits the
+source's classes differ, so an auxiliary head learns them), ``FusionClassifier``
+with summed logits and with concatenated features, and
+``JointTrainingClassifier(source_weight=1)`` trained on the target batches and
+the task's source data (``fit(..., source_data=SourceData(X_source,
+y_source))``).
+
 Group ``features``: ``make_pipeline(PretrainedFeatureTransformer(source),
 StandardScaler(), LogisticRegression(max_iter=1000))`` -- feature transfer.
 
@@ -88,12 +97,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from torch import nn
 
 import sktransfer
 from sktransfer import (
+    DistilledClassifier,
     FineTunedClassifier,
+    FusionClassifier,
+    JointTrainingClassifier,
     KnowledgeRegularizedClassifier,
     PretrainedFeatureTransformer,
+    SourceData,
 )
 from sktransfer.datasets import load_digits_transfer, pretrain_source_network
 
@@ -103,10 +117,16 @@ LAM_GRID = {
     "features": [1e-2, 1e-1, 1.0, 10.0, 100.0],
     "outputs": [1e-2, 1e-1, 1.0, 10.0],
 }
-GROUPS = ("fine-tune", "knowledge", "features", "reference")
+GROUPS = ("fine-tune", "knowledge", "combined", "features", "reference")
 
 
-def contenders(source, same_classes, groups):
+def student(n_features, n_classes):
+    """The distillation student: one hidden layer of 64, a quarter of the source."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(n_features, 64), nn.ReLU(), nn.Linear(64, n_classes))
+
+
+def contenders(source, same_classes, groups, n_features, n_classes):
     """Fresh, unfitted contenders by group, in table order."""
     head = "reuse" if same_classes else "new"
     estimators = {"scratch": FineTunedClassifier(source, reinitialize=True, **BUDGET)}
@@ -131,6 +151,19 @@ def contenders(source, same_classes, groups):
                 {"lam": grid},
                 cv=3,
             )
+    if "combined" in groups:
+        estimators["distilled into a small student"] = DistilledClassifier(
+            source, student(n_features, n_classes), temperature=4.0, **BUDGET
+        )
+        estimators["fusion, summed logits"] = FusionClassifier(
+            source, fusion="sum", **BUDGET
+        )
+        estimators["fusion, concatenated features"] = FusionClassifier(
+            source, fusion="concat", **BUDGET
+        )
+        estimators["joint training with source data"] = JointTrainingClassifier(
+            source, source_weight=1.0, **BUDGET
+        )
     if "features" in groups:
         estimators["features + logreg"] = make_pipeline(
             PretrainedFeatureTransformer(source),
@@ -164,19 +197,27 @@ def source_accuracy(source, X, y):
     return float((predicted == y).mean())
 
 
-def one_split(X, y, source, same_classes, groups, size, seed):
+def one_split(X, y, source, same_classes, groups, size, seed, source_data):
     """Fit every contender on one split; {contender: (accuracy, chosen λ)}."""
     torch.set_num_threads(1)  # one job per core: small nets run best this way
     train, test = stratified_draw(y, size, seed)
     results = {}
-    for label, estimator in contenders(source, same_classes, groups).items():
+    n_classes = np.unique(y).shape[0]
+    for label, estimator in contenders(
+        source, same_classes, groups, X.shape[1], n_classes
+    ).items():
         if isinstance(estimator, GridSearchCV):
             estimator.set_params(estimator__random_state=seed)
-        elif isinstance(estimator, FineTunedClassifier):
+        elif "random_state" in estimator.get_params(deep=False):
             estimator.set_params(random_state=seed)
+        fit_params = (
+            {"source_data": source_data}
+            if isinstance(estimator, JointTrainingClassifier)
+            else {}
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            estimator.fit(X[train], y[train])
+            estimator.fit(X[train], y[train], **fit_params)
         chosen = getattr(estimator, "best_params_", {}).get("lam")
         results[label] = (estimator.score(X[test], y[test]), chosen)
     if same_classes and "reference" in groups:
@@ -187,11 +228,11 @@ def one_split(X, y, source, same_classes, groups, size, seed):
     return results
 
 
-def evaluate(X, y, source, same_classes, groups, sizes, seeds, n_jobs):
+def evaluate(X, y, source, same_classes, groups, sizes, seeds, n_jobs, source_data):
     """{contender: {size: array over seeds}} and {contender: [chosen λ, ...]}."""
     jobs = [(size, seed) for size in sizes for seed in seeds]
     outcomes = Parallel(n_jobs=n_jobs)(
-        delayed(one_split)(X, y, source, same_classes, groups, size, seed)
+        delayed(one_split)(X, y, source, same_classes, groups, size, seed, source_data)
         for size, seed in jobs
     )
     scores, chosen = {}, {}
@@ -326,6 +367,7 @@ def main():
             sizes,
             seeds,
             args.n_jobs,
+            SourceData(task.X_source, task.y_source),
         )
         results.append((name, sizes, scores, chosen))
         print(f"  {name} done in {time.perf_counter() - task_start:.0f} s", flush=True)

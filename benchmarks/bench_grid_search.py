@@ -8,10 +8,12 @@ idle machine::
 Many fits -- cross-validation folds times grid points -- are where transfer
 learning spends its time, and they are independent: joblib runs them in
 parallel. This script times ``GridSearchCV(KnowledgeRegularizedClassifier(
-source, knowledge="l2sp"), {"lam": [0, 1e-3, 1e-2, 1e-1, 1]}, cv=5)`` on the
-digits target task (896 images, 20 epochs per fit, 26 fits with the refit)
+source, knowledge="l2sp"), {"lam": [0, 1e-3, 1e-2, 1e-1, 1, 10]}, cv=5)`` on
+the digits target task (896 images, 40 epochs per fit, 31 fits with the refit)
 with ``n_jobs=1`` and ``n_jobs=2`` and prints the speed-up; the target on two
-cores is ≥ 1.8.
+cores is ≥ 1.8. The refit on the whole data runs alone after the search, so
+even perfect workers cannot beat 31 / (15 + 1) ≈ 1.94 here (the script prints
+that bound).
 
 That needs each worker to keep to its core. joblib's default (loky) backend
 starts its workers with ``OMP_NUM_THREADS`` set to ``cpu_count // n_jobs``,
@@ -40,7 +42,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sktransfer import KnowledgeRegularizedClassifier
 from sktransfer.datasets import load_digits_transfer, pretrain_source_network
 
-GRID = {"lam": [0.0, 1e-3, 1e-2, 1e-1, 1.0]}
+GRID = {"lam": [0.0, 1e-3, 1e-2, 1e-1, 1.0, 10.0]}
 
 
 def worker_threads(n_jobs):
@@ -64,7 +66,7 @@ def search(source, X, y, n_jobs, epochs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args()
     default_threads = torch.get_num_threads()
     print(
@@ -122,6 +124,12 @@ def main():
             run()
             times[name].append(time.perf_counter() - start)
     baseline = min(times[next(iter(contenders))])
+    n_search_fits = n_fits - 1
+    bound = n_fits / (-(-n_search_fits // 2) + 1)
+    print(
+        f"\nbest possible speed-up with 2 workers: {n_fits} fits / "
+        f"({-(-n_search_fits // 2)} per worker + the refit) = {bound:.2f}"
+    )
     print(f"\n{'contender':<34}{'time (s)':>10}{'speed-up':>10}  target")
     for name, values in times.items():
         best = min(values)

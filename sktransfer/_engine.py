@@ -422,8 +422,12 @@ class TransferNet(NeuralNet):
         if self.module_.training != training:
             super()._set_training(training)
 
-    def predict_outputs(self, X, dtype):
-        """Raw network outputs for a numpy array, batched, in eval mode."""
+    def predict_outputs(self, X, dtype, reduce=None):
+        """Raw network outputs for a numpy array, batched, in eval mode.
+
+        ``reduce``, when given, maps each batch of outputs to what is kept of
+        it (e.g. the argmax), so that only that is ever held for all rows.
+        """
         from ._validation import to_batch_tensor
 
         self.module_.eval()
@@ -437,6 +441,8 @@ class TransferNet(NeuralNet):
             for start in range(0, X.shape[0], self.batch_size):
                 stop = start + self.batch_size
                 batch = self.module_(to_batch_tensor(X[start:stop], dtype, self.device))
+                if reduce is not None:
+                    batch = reduce(batch)
                 if outputs is None:
                     outputs = torch.empty(
                         (X.shape[0], *batch.shape[1:]), dtype=batch.dtype

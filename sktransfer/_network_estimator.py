@@ -334,7 +334,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
     def _stratify_validation(self, y_encoded):
         return False
 
-    def _predict_outputs(self, X):
+    def _predict_outputs(self, X, reduce=None):
         check_is_fitted(self)
         check_no_text(X, getattr(self.module_, "body", self.module_))
         fitted_on = (
@@ -357,7 +357,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         if X.ndim != len(self._sample_shape) + 1:
             raise ValueError(f"X has samples of shape {X.shape[1:]}, but {fitted_on}.")
         try:
-            return self.net_.predict_outputs(X, self._input_dtype)
+            return self.net_.predict_outputs(X, self._input_dtype, reduce)
         except (RuntimeError, ValueError, TypeError) as exc:
             if X.shape[1:] == self._sample_shape:
                 raise
@@ -441,8 +441,9 @@ class ClassifierTargetsMixin:
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        outputs = self._predict_outputs(X)
-        return self.classes_[outputs.argmax(axis=1)]
+        # The argmax per batch: the scores of all rows are never held at once.
+        best = self._predict_outputs(X, reduce=lambda scores: scores.argmax(dim=1))
+        return self.classes_[best]
 
 
 class RegressorTargetsMixin:
