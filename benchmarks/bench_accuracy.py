@@ -52,8 +52,9 @@ after the table.
 
 Group ``combined`` (the strategies that combine the source with something
 else): ``DistilledClassifier`` into a student a quarter of the source's width
-(one hidden layer of 64, ``temperature=4``, ``alpha=0.5``; on digits the
-source's classes differ, so an auxiliary head learns them), ``FusionClassifier``
+(one hidden layer of 64, ``temperature=4``, ``alpha=0.5``,
+``source_classes`` the source task's labels; on digits they differ from the
+target's, so an auxiliary head learns them), ``FusionClassifier``
 with summed logits and with concatenated features, and
 ``JointTrainingClassifier(source_weight=1)`` trained on the target batches and
 the task's source data (``fit(..., source_data=SourceData(X_source,
@@ -126,7 +127,7 @@ def student(n_features, n_classes):
     return nn.Sequential(nn.Linear(n_features, 64), nn.ReLU(), nn.Linear(64, n_classes))
 
 
-def contenders(source, same_classes, groups, n_features, n_classes):
+def contenders(source, same_classes, groups, n_features, n_classes, source_classes):
     """Fresh, unfitted contenders by group, in table order."""
     head = "reuse" if same_classes else "new"
     estimators = {"scratch": FineTunedClassifier(source, reinitialize=True, **BUDGET)}
@@ -153,7 +154,11 @@ def contenders(source, same_classes, groups, n_features, n_classes):
             )
     if "combined" in groups:
         estimators["distilled into a small student"] = DistilledClassifier(
-            source, student(n_features, n_classes), temperature=4.0, **BUDGET
+            source,
+            student(n_features, n_classes),
+            temperature=4.0,
+            source_classes=source_classes,
+            **BUDGET,
         )
         estimators["fusion, summed logits"] = FusionClassifier(
             source, fusion="sum", **BUDGET
@@ -203,8 +208,9 @@ def one_split(X, y, source, same_classes, groups, size, seed, source_data):
     train, test = stratified_draw(y, size, seed)
     results = {}
     n_classes = np.unique(y).shape[0]
+    source_classes = np.unique(source_data.y)
     for label, estimator in contenders(
-        source, same_classes, groups, X.shape[1], n_classes
+        source, same_classes, groups, X.shape[1], n_classes, source_classes
     ).items():
         if isinstance(estimator, GridSearchCV):
             estimator.set_params(estimator__random_state=seed)

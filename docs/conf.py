@@ -5,6 +5,8 @@ Build from the repository root with::
     sphinx-build -b html docs docs/_build/html
 """
 
+import re
+
 import sktransfer
 
 project = "sktransfer"
@@ -40,7 +42,6 @@ sphinx_gallery_conf = {
     # "Examples using X" sections on the API pages.
     "doc_module": ("sktransfer",),
     "backreferences_dir": "generated/backreferences",
-    "reference_url": {"sktransfer": None},
     "download_all_examples": False,
     "remove_config_comments": True,
     # Timings would be written to docs/sg_execution_times.rst, outside _build.
@@ -55,3 +56,24 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 html_static_path = []
+
+
+# -- Inherited docstrings ------------------------------------------------------
+# Methods inherited from scikit-learn (score, set_fit_request, …) link to labels
+# of scikit-learn's own documentation, which this build cannot resolve offline:
+# keep their text, drop the link.
+_FOREIGN_REFERENCE = re.compile(r":(?:ref|term):`([^`<]*?)\s*(?:<([^>]+)>)?`")
+
+
+def _unlink_foreign_references(app, what, name, obj, options, lines):
+    if getattr(obj, "__module__", "").startswith(("sklearn.", "torch.")):
+        lines[:] = [
+            _FOREIGN_REFERENCE.sub(
+                lambda match: match.group(1).strip() or match.group(2), line
+            )
+            for line in lines
+        ]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _unlink_foreign_references)

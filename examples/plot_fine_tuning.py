@@ -1,6 +1,6 @@
 """
 Fine-tuning a pretrained network: heads, freezing and learning rates
-===================================================================
+====================================================================
 
 :class:`~sktransfer.FineTunedClassifier` starts from the weights of a
 pretrained network and trains on the target data (*parameter transfer*). How
