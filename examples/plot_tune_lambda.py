@@ -17,6 +17,9 @@ score against λ.
 # The shipped digits task: the source network is pretrained on the digits 0-4,
 # the target task is the digits 5-9 with 20 images per class.
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import torch
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
@@ -68,9 +71,6 @@ print(f"test accuracy of the refitted best model: {search.score(X_test, y_test):
 # λ = 0 sits at the left edge of a log axis, so it is drawn as a dashed line.
 
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 except ImportError:
     print("matplotlib is not installed (pip install sktransfer[plot]): no plot.")
@@ -84,8 +84,10 @@ else:
     ax.set_ylabel("validation accuracy (5-fold CV)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig("tune_lambda.png", dpi=100)
-    print("saved tune_lambda.png")
+    # In the temporary directory: running the example leaves nothing behind.
+    figure_path = Path(tempfile.gettempdir()) / "sktransfer_tune_lambda.png"
+    fig.savefig(figure_path, dpi=100)
+    print(f"saved {figure_path}")
 
 # %%
 # What to read from it
