@@ -66,7 +66,7 @@ _FOREIGN_REFERENCE = re.compile(r":(?:ref|term):`([^`<]*?)\s*(?:<([^>]+)>)?`")
 
 
 def _unlink_foreign_references(app, what, name, obj, options, lines):
-    if getattr(obj, "__module__", "").startswith(("sklearn.", "torch.")):
+    if (getattr(obj, "__module__", None) or "").startswith(("sklearn.", "torch.")):
         lines[:] = [
             _FOREIGN_REFERENCE.sub(
                 lambda match: match.group(1).strip() or match.group(2), line
@@ -75,5 +75,16 @@ def _unlink_foreign_references(app, what, name, obj, options, lines):
         ]
 
 
+def _skip_torch_members(app, what, name, obj, skip, options):
+    # TextEncoder is an nn.Module: torch's own methods belong to torch's
+    # documentation (and their docstrings are not numpydoc).
+    if what == "class" and (getattr(obj, "__module__", None) or "").startswith(
+        "torch."
+    ):
+        return True
+    return None
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _unlink_foreign_references)
+    app.connect("autodoc-skip-member", _skip_torch_members)

@@ -316,19 +316,26 @@ class TransferNet(NeuralNet):
         # the net's own handlers only keep the history, done inline here.
         begin_listeners = self._listeners("on_batch_begin")
         end_listeners = self._listeners("on_batch_end")
-        batch_count = 0
+        batch_count, loss_sum, size_sum = 0, 0.0, 0
         for batch in iterator:
             batches.append({})
             for callback in begin_listeners:
                 callback.on_batch_begin(self, batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             record = batches[-1]
-            record[loss_key] = step["loss"].item()
-            record[size_key] = len(batch[0])
+            record[loss_key] = loss = step["loss"].item()
+            record[size_key] = size = len(batch[0])
+            loss_sum += loss * size
+            size_sum += size
             for callback in end_listeners:
                 callback.on_batch_end(self, batch=batch, training=training, **step)
             batch_count += 1
         self.history.record(f"{prefix}_batch_count", batch_count)
+        # The epoch's loss, as skorch's PassThroughScoring computes it (the
+        # batch losses weighted by batch size); it overwrites this value with
+        # its own when it runs (verbose fits).
+        if size_sum:
+            self.history.record(loss_key, loss_sum / size_sum)
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -531,9 +538,19 @@ def build_net(
         shuffle_seed=seed,
         loss_weight=loss_weight,
         steps_per_epoch=steps_per_epoch,
-        # Silent fits need no progress table; skorch's PrintLog would still
-        # tabulate one every epoch (about 0.5 ms each).
-        **({} if verbose else {"callbacks__print_log": None}),
+        # Silent fits need no progress table (skorch's PrintLog would still
+        # tabulate one every epoch, about 0.5 ms), nor the scoring callbacks
+        # that only feed it the "best so far" marks: run_single_epoch records
+        # the epoch losses itself.
+        **(
+            {}
+            if verbose
+            else {
+                "callbacks__print_log": None,
+                "callbacks__train_loss": None,
+                "callbacks__valid_loss": None,
+            }
+        ),
         **optimizer_params,
     )
 
