@@ -323,7 +323,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             and not missing
             and (rows is not None or source_width == n_outputs)
         )
-        self._head_rows = rows
+        self._head_rows = rows if reuse else None
         if reuse:
             head, self.head_choice_ = logits_head(source_head), "reuse"
             if rows is not None:
