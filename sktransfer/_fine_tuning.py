@@ -8,10 +8,11 @@ from ._network_estimator import (
     ClassifierTargetsMixin,
     RegressorTargetsMixin,
 )
+from ._source_classes import SOURCE_CLASSES_PARAMETER, SourceClassesMixin
 
 __all__ = ["FineTunedClassifier", "FineTunedRegressor"]
 
-_SHARED_PARAMETERS = """\
+_NETWORK_PARAMETERS = """\
     source_module : torch.nn.Module, fitted skorch net, source spec, or callable
         The pretrained network: a module instance, a fitted skorch
         ``NeuralNet`` (its ``module_`` is used), a named model from
@@ -31,7 +32,11 @@ _SHARED_PARAMETERS = """\
         head when its width matches and otherwise puts a new one. The choice
         is recorded in ``head_choice_``. A source without a head (a text
         encoder, a timm model made with ``num_classes=0``) always gets a new
-        one.
+        one. Classifiers can match the outputs to the classes by label
+        instead, with ``source_classes``.
+"""
+
+_TRAINING_SETTINGS = """\
     freeze : str, list of str or None, default=None
         Parts that do not train: names (or name prefixes) of the fitted
         network ``module_``, whose top-level parts are ``"body"`` and
@@ -74,6 +79,13 @@ _SHARED_PARAMETERS = """\
     verbose : int, default=0
         Above 0, print a table of losses per epoch.
 """
+
+_SHARED_PARAMETERS = _NETWORK_PARAMETERS + _TRAINING_SETTINGS
+
+# A classifier's parameters: the shared ones with source_classes after head.
+_CLASSIFIER_PARAMETERS = (
+    _NETWORK_PARAMETERS + SOURCE_CLASSES_PARAMETER + _TRAINING_SETTINGS
+)
 
 _SHARED_ATTRIBUTES = """\
     module_ : torch.nn.Module
@@ -137,7 +149,9 @@ class _FineTuned(BaseNetworkEstimator):
         self.verbose = verbose
 
 
-class FineTunedClassifier(ClassifierTargetsMixin, ClassifierMixin, _FineTuned):
+class FineTunedClassifier(
+    SourceClassesMixin, ClassifierTargetsMixin, ClassifierMixin, _FineTuned
+):
     __doc__ = f"""Fine-tune a pretrained network on a classification task.
 
     Parameter transfer: training starts from the source network's weights
@@ -148,7 +162,7 @@ class FineTunedClassifier(ClassifierTargetsMixin, ClassifierMixin, _FineTuned):
 
     Parameters
     ----------
-{_SHARED_PARAMETERS}
+{_CLASSIFIER_PARAMETERS}
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -173,6 +187,56 @@ class FineTunedClassifier(ClassifierTargetsMixin, ClassifierMixin, _FineTuned):
     >>> clf.predict_proba(X[:2]).shape
     (2, 3)
     """
+
+    _parameter_constraints = {
+        **_FineTuned._parameter_constraints,
+        "source_classes": ["array-like", None],
+    }
+
+    def __init__(
+        self,
+        source_module,
+        *,
+        source_weights=None,
+        head="auto",
+        source_classes=None,
+        freeze=None,
+        unfreeze_at=None,
+        body_lr_ratio=1.0,
+        reinitialize=False,
+        max_epochs=30,
+        lr=1e-3,
+        batch_size=32,
+        optimizer=torch.optim.Adam,
+        optimizer_kwargs=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            source_module,
+            source_weights=source_weights,
+            head=head,
+            freeze=freeze,
+            unfreeze_at=unfreeze_at,
+            body_lr_ratio=body_lr_ratio,
+            reinitialize=reinitialize,
+            max_epochs=max_epochs,
+            lr=lr,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            optimizer_kwargs=optimizer_kwargs,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.source_classes = source_classes
 
 
 class FineTunedRegressor(RegressorTargetsMixin, RegressorMixin, _FineTuned):

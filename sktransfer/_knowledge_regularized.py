@@ -8,7 +8,11 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._engine import BodyHeadModule
-from ._fine_tuning import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
+from ._fine_tuning import (
+    _CLASSIFIER_PARAMETERS,
+    _SHARED_ATTRIBUTES,
+    _SHARED_PARAMETERS,
+)
 from ._network_estimator import (
     BaseNetworkEstimator,
     ClassifierTargetsMixin,
@@ -16,6 +20,7 @@ from ._network_estimator import (
     logits_head,
 )
 from ._source import split_body_head
+from ._source_classes import SourceClassesMixin, select_head_rows
 from .knowledge import (
     L2SP,
     FeatureDistillation,
@@ -134,8 +139,13 @@ class _KnowledgeRegularized(BaseNetworkEstimator):
             weighted_terms.append((self.beta, NewParameterL2()))
         if not weighted_terms:
             return None
-        body, head, _ = split_body_head(source_reference)
-        reference_module = BodyHeadModule(body, logits_head(head)).to(self.device)
+        body, head, head_name = split_body_head(source_reference)
+        head = logits_head(head)
+        if not head_is_new and self._head_rows is not None:
+            # The reused head scores the target's classes only: the terms
+            # compare it with the same rows of the source head.
+            head = select_head_rows(head, self._head_rows, head_name)
+        reference_module = BodyHeadModule(body, head).to(self.device)
         reference_module.requires_grad_(False).eval()
         context = SourceContext(
             source_module=reference_module,
@@ -193,7 +203,7 @@ _KNOWLEDGE_PARAMETERS = """\
 
 
 class KnowledgeRegularizedClassifier(
-    ClassifierTargetsMixin, ClassifierMixin, _KnowledgeRegularized
+    SourceClassesMixin, ClassifierTargetsMixin, ClassifierMixin, _KnowledgeRegularized
 ):
     __doc__ = f"""Fine-tune a classifier while staying close to the source network.
 
@@ -206,9 +216,16 @@ class KnowledgeRegularizedClassifier(
     Everything else (head, freezing, learning rates, seeding) is as in
     :class:`FineTunedClassifier`.
 
+    With ``source_classes`` and a reused head that keeps only the outputs of
+    the classes of ``y``, the knowledge term sees the source network
+    restricted in the same way: ``"l2sp"`` ties the kept head rows to their
+    source values, and ``"outputs"`` distils the source's distribution over
+    the target's classes (the softmax of the source logits of those
+    classes).
+
     Parameters
     ----------
-{_KNOWLEDGE_PARAMETERS}{_SHARED_PARAMETERS}
+{_KNOWLEDGE_PARAMETERS}{_CLASSIFIER_PARAMETERS}
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -236,6 +253,66 @@ class KnowledgeRegularizedClassifier(
     """
 
     _task = "classification"
+
+    _parameter_constraints = {
+        **_KnowledgeRegularized._parameter_constraints,
+        "source_classes": ["array-like", None],
+    }
+
+    def __init__(
+        self,
+        source_module,
+        *,
+        knowledge="l2sp",
+        lam=0.01,
+        beta=0.0,
+        temperature=2.0,
+        feature_layers=None,
+        source_weights=None,
+        head="auto",
+        source_classes=None,
+        freeze=None,
+        unfreeze_at=None,
+        body_lr_ratio=1.0,
+        reinitialize=False,
+        max_epochs=30,
+        lr=1e-3,
+        batch_size=32,
+        optimizer=torch.optim.Adam,
+        optimizer_kwargs=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            source_module,
+            knowledge=knowledge,
+            lam=lam,
+            beta=beta,
+            temperature=temperature,
+            feature_layers=feature_layers,
+            source_weights=source_weights,
+            head=head,
+            freeze=freeze,
+            unfreeze_at=unfreeze_at,
+            body_lr_ratio=body_lr_ratio,
+            reinitialize=reinitialize,
+            max_epochs=max_epochs,
+            lr=lr,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            optimizer_kwargs=optimizer_kwargs,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.source_classes = source_classes
 
 
 class KnowledgeRegularizedRegressor(

@@ -33,6 +33,7 @@ from ._engine import (
     seeded,
 )
 from ._source import resolve_source, split_body_head
+from ._source_classes import select_head_rows
 from ._validation import (
     check_input_fits_source,
     check_input_values,
@@ -81,7 +82,10 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
     # Attributes that _build_module sets for the rest of one fit only (e.g.
     # for _make_penalty), removed when the fit ends: they are not fitted
     # attributes, so they never reach a pickle or save_fitted's files.
-    _fit_scratch = ()
+    #
+    # _head_rows: the rows of the source head a reused head keeps (see
+    # _source_rows), for a penalty that compares with the source.
+    _fit_scratch = ("_head_rows",)
 
     def _source_reference(self, source_network):
         """A pristine copy of the source network for the penalty, or None.
@@ -89,6 +93,17 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         Called before the source network is split into body and head.
         """
         return None
+
+    def _source_rows(self, head_name, source_width, source_shape):
+        """The source head's outputs that score the target's, by label.
+
+        Returns ``(rows, missing)``: ``rows`` lists, in ``classes_`` order,
+        the outputs a reused head keeps (None: every output, matched by
+        position); ``missing`` the target classes the source head has no
+        output for. The default matches by position; a classifier with
+        ``source_classes`` (:class:`SourceClassesMixin`) matches by label.
+        """
+        return None, []
 
     def _make_penalty(self, source_reference, train_data, module, **fit_data):
         """The engine's penalty, or None (plain fine-tuning).
@@ -285,7 +300,14 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             source_width, source_shape = None, None
         else:
             source_width, source_shape = _output_width(source_head, features)
-        if self.head == "reuse" and source_width != n_outputs:
+        rows, missing = self._source_rows(head_name, source_width, source_shape)
+        if self.head == "reuse" and missing:
+            raise ValueError(
+                f"head='reuse' keeps the source head {head_name!r}, but "
+                f"source_classes has no output for the classes {missing} of y. "
+                "Use head='new' or 'auto'."
+            )
+        if self.head == "reuse" and rows is None and source_width != n_outputs:
             raise ValueError(
                 f"head='reuse' keeps the source head {head_name!r}, which "
                 + (
@@ -296,8 +318,16 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                 + f", but the target needs {n_outputs} "
                 f"({self._output_description()}). Use head='new' or 'auto'."
             )
-        if self.head == "reuse" or (self.head == "auto" and source_width == n_outputs):
+        reuse = self.head == "reuse" or (
+            self.head == "auto"
+            and not missing
+            and (rows is not None or source_width == n_outputs)
+        )
+        self._head_rows = rows if reuse else None
+        if reuse:
             head, self.head_choice_ = logits_head(source_head), "reuse"
+            if rows is not None:
+                head = select_head_rows(head, rows, head_name)
         else:
             head = nn.Linear(features[0].numel(), n_outputs)
             if features.ndim > 2:

@@ -1,0 +1,136 @@
+"""``source_classes``: reuse a source head whose outputs are labelled.
+
+Without labels, a reused head's output ``i`` is taken to mean ``classes_[i]``,
+so the target must have exactly the source's classes. With the label of each
+source output, the target keeps the rows of the head that score its own
+classes, in ``classes_`` order: a training subset that lacks some of the
+source's classes (a small cross-validation fold, a learning-curve point) still
+reuses the head.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["SOURCE_CLASSES_PARAMETER", "SourceClassesMixin", "select_head_rows"]
+
+SOURCE_CLASSES_PARAMETER = """\
+    source_classes : array-like of shape (n_source_outputs,) or None, default=None
+        The label of each of the source head's outputs, in output order. When
+        every class of ``y`` is among them, ``head="reuse"`` and ``"auto"``
+        keep the source head restricted to the outputs of those classes, in
+        ``classes_`` order (its final ``Linear`` layer keeps the rows of those
+        classes), so a training set that lacks some source classes still
+        reuses the head, and predictions are over ``classes_`` only. When a
+        class of ``y`` is not among them, ``"reuse"`` raises a ``ValueError``
+        naming it and ``"auto"`` puts a new head. Keeping some of the outputs
+        needs a head whose final layer is a ``torch.nn.Linear`` (a
+        ``ValueError`` says so otherwise). None: output ``i`` is
+        ``classes_[i]`` and the head is reused only when its width is the
+        number of classes.
+"""
+
+
+class SourceClassesMixin:
+    """Which rows of the source head score the target's classes, by label.
+
+    For the classifiers whose ``_build_module`` is
+    :meth:`BaseNetworkEstimator._build_module`; the estimator has the
+    parameter ``source_classes``.
+    """
+
+    def _source_rows(self, head_name, source_width, source_shape):
+        """``(rows, missing)`` for the source head (see the base class)."""
+        if self.source_classes is None:
+            return None, []
+        source_classes = np.asarray(self.source_classes)
+        if head_name is None:
+            raise ValueError(
+                "source_classes names the labels of the source head's outputs, "
+                "but the source network has no head (its output is a feature "
+                "vector). Pass source_classes=None."
+            )
+        if source_width is None:
+            raise ValueError(
+                f"source_classes needs a source head with one output per class, "
+                f"but the source head {head_name!r} gives outputs of shape "
+                f"{source_shape} per sample."
+            )
+        if source_classes.ndim != 1 or source_classes.shape[0] != source_width:
+            raise ValueError(
+                f"source_classes names {source_classes.size} labels, but the "
+                f"source head {head_name!r} has {source_width} outputs: give one "
+                "label per output, in output order."
+            )
+        labels = source_classes.tolist()
+        if len(set(labels)) != len(labels):
+            repeated = sorted({label for label in labels if labels.count(label) > 1})
+            raise ValueError(
+                f"source_classes holds the labels {repeated} more than once; "
+                "each source output has its own label."
+            )
+        lookup = {label: row for row, label in enumerate(labels)}
+        classes = self.classes_.tolist()
+        missing = [label for label in classes if label not in lookup]
+        if missing:
+            return None, missing
+        rows = [lookup[label] for label in classes]
+        # Every source class, in classes_ order: the head is kept as it is.
+        return (None if rows == list(range(source_width)) else rows), []
+
+
+def select_head_rows(head, rows, head_name):
+    """``head`` scoring only the outputs ``rows``, in that order.
+
+    The head's final ``Linear`` layer is replaced by one that holds the
+    selected rows of its weight and bias (copies, with the same
+    ``requires_grad``); parameter-free layers after it (a ``LogSoftmax``, a
+    dropout) are kept and act on the selected outputs.
+    """
+    if isinstance(head, nn.Linear):
+        return _linear_rows(head, rows)
+    if isinstance(head, nn.Sequential):
+        layers = list(head)
+        with_parameters = [
+            index
+            for index, layer in enumerate(layers)
+            if next(layer.parameters(), None) is not None
+        ]
+        if with_parameters and isinstance(layers[with_parameters[-1]], nn.Linear):
+            last = with_parameters[-1]
+            layers[last] = _linear_rows(layers[last], rows)
+            return nn.Sequential(*layers)
+    final = (
+        [layer for layer in head if next(layer.parameters(), None) is not None][-1:]
+        if isinstance(head, nn.Sequential)
+        else [head]
+    )
+    described = type(final[0]).__name__ if final else type(head).__name__
+    raise ValueError(
+        f"source_classes keeps the rows of the source head's classes, which "
+        f"needs a head whose final layer is a torch.nn.Linear; the source head "
+        f"{head_name!r} ends in a {described}. Use head='new', or "
+        "source_classes=None with a target that has every source class."
+    )
+
+
+def _linear_rows(linear, rows):
+    index = torch.as_tensor(rows, device=linear.weight.device)
+    selected = torch.nn.utils.skip_init(
+        nn.Linear,
+        linear.in_features,
+        len(rows),
+        bias=linear.bias is not None,
+        device=linear.weight.device,
+        dtype=linear.weight.dtype,
+    )
+    selected.weight = nn.Parameter(
+        linear.weight.detach().index_select(0, index).clone(),
+        requires_grad=linear.weight.requires_grad,
+    )
+    if linear.bias is not None:
+        selected.bias = nn.Parameter(
+            linear.bias.detach().index_select(0, index).clone(),
+            requires_grad=linear.bias.requires_grad,
+        )
+    return selected
