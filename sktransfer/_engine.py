@@ -285,18 +285,22 @@ class TransferNet(NeuralNet):
         for callback in self._listeners(method_name):
             getattr(callback, method_name)(self, **cb_kwargs)
 
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        # Decided once per fit, not per step: see train_step.
+        self._plain_step = not isinstance(
+            self.optimizer_, torch.optim.LBFGS
+        ) and not self._listeners("on_grad_computed")
+
     def train_step(self, batch, **fit_params):
         # skorch wraps every step in a closure, for optimizers that evaluate
         # the loss more than once (LBFGS), and announces the gradients to the
         # callbacks. Without either, the closure, its accumulator and the
         # announcement are pure overhead on every batch.
-        if isinstance(self.optimizer_, torch.optim.LBFGS) or self._listeners(
-            "on_grad_computed"
-        ):
+        if not getattr(self, "_plain_step", False):
             return super().train_step(batch, **fit_params)
-        self._zero_grad_optimizer()
+        self.optimizer_.zero_grad()
         step = self.train_step_single(batch, **fit_params)
-        self._step_optimizer(None)
+        self.optimizer_.step()
         return step
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
