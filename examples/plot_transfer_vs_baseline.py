@@ -64,8 +64,11 @@ print(f"source network on the target signals, as is: {accuracy_as_is:.3f}")
 # The contenders
 # --------------
 # Every network trains the source architecture for the same budget (60 epochs
-# of Adam). The head is new in all of them, so that each fold may hold any
-# subset of the digits.
+# of Adam). The head is new in all of them, so that they can be compared with
+# the feature-based pipeline on equal terms. (The source's own head could be
+# reused too — the digits are the same — with ``head="reuse"`` and
+# ``source_classes=range(10)``, which keeps its rows for the digits present
+# in each training fold; see the fine-tuning example.)
 #
 # * **from scratch** — ``reinitialize=True``: the source *architecture* with
 #   fresh weights. This is the baseline: it has everything the transfer
