@@ -86,9 +86,10 @@ class FeatureDistillation(KnowledgeTerm):
             targets = [self._captured[name] for name in self._names]
         total = 0.0
         for target, source in zip(targets, self._source, strict=True):
-            difference = target.flatten(start_dim=1) - source[index].flatten(
-                start_dim=1
-            )
+            # index_select: several times faster than source[index].
+            difference = target.flatten(start_dim=1) - source.index_select(
+                0, index
+            ).flatten(start_dim=1)
             total = total + difference.pow(2).mean(dim=1).mean()
         return total
 

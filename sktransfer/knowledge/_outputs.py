@@ -71,7 +71,7 @@ class OutputDistillation(KnowledgeTerm):
         predicted = (
             outputs if self._source_head is None else self._source_head(features)
         )
-        reference = self._source_outputs[index]
+        reference = self._source_outputs.index_select(0, index)
         if not self._classification:
             return functional.mse_loss(predicted, reference)
         temperature = self.temperature
