@@ -62,16 +62,16 @@ class _SoftTargets(KnowledgeTerm):
         self.columns = columns
         self.auxiliary = auxiliary
 
-    def prepare(self, context, sample_weight):
+    def prepare(self, context, train_data):
         logits = context.map_batches(context.source_module)
         if self.columns is not None:
             logits = logits[:, self.columns]
         log_targets = torch.log_softmax(logits / self.temperature, dim=1)
         self._targets = log_targets.exp()
         self._negative_entropy = (self._targets * log_targets).sum(dim=1)
-        # Equal weights (the usual case) take the cheaper unweighted path.
-        uniform = bool((sample_weight == sample_weight[0]).all())
-        self._sample_weight = None if uniform else sample_weight
+        # Equal weights (the usual case) take the cheaper unweighted path,
+        # as the engine's batches do.
+        self._sample_weight = train_data.sample_weight if train_data.weighted else None
 
     def release(self):
         self._targets = self._negative_entropy = self._sample_weight = None
@@ -374,7 +374,7 @@ class DistilledClassifier(
             columns,
             auxiliary=self.distilled_into_ == "auxiliary",
         )
-        term.prepare(context, train_data.sample_weight)
+        term.prepare(context, train_data)
         return term
 
     def _engine_options(self, train_data, penalty):

@@ -117,6 +117,12 @@ class InMemoryDataset(torch.utils.data.Dataset):
         self.X = X
         self.y = y
         self.sample_weight = sample_weight
+        # Equal positive weights change nothing: the plain mean is the same
+        # loss, without a gather and four more operations on every batch.
+        # Decided once per data set (once per fit), not once per epoch.
+        self.weighted = sample_weight is not None and not bool(
+            ((sample_weight == sample_weight[0]) & (sample_weight[0] > 0)).all()
+        )
 
     def __len__(self):
         return self.X.shape[0]
@@ -138,12 +144,6 @@ class _Batches:
         self.shuffle = shuffle
         self.generator = generator
         self.n_steps = n_steps
-        # Equal positive weights change nothing: the plain mean is the same
-        # loss, without a gather and four more operations on every batch.
-        weight = dataset.sample_weight
-        self._weighted = weight is not None and not bool(
-            ((weight == weight[0]) & (weight[0] > 0)).all()
-        )
 
     def _starts(self, n_samples):
         starts = list(range(0, n_samples, self.batch_size))
@@ -190,7 +190,9 @@ class _Batches:
             else:
                 inputs, y = dataset.X[start:stop], dataset.y[start:stop]
             weight = (
-                dataset.sample_weight.index_select(0, index) if self._weighted else None
+                dataset.sample_weight.index_select(0, index)
+                if dataset.weighted
+                else None
             )
             yield inputs, Targets(y, weight, index)
 
@@ -302,11 +304,6 @@ class TransferNet(NeuralNet):
         step = self.train_step_single(batch, **fit_params)
         self.optimizer_.step()
         return step
-
-    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
-        # What skorch's History.new_batch does, without its general-purpose
-        # (and, per batch, costly) key parsing.
-        list.__getitem__(self.history, -1)["batches"].append({})
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch's loop, recording the same per-batch values straight into the

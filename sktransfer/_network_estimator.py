@@ -219,8 +219,8 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             _probe(source_network, probe.clone())
             source_reference = self._source_reference(source_network)
             module = self._build_module(source_network, probe)
-            # Refuses a bad freeze schedule before any training work.
-            self._freeze_schedule(module)
+            # Before any training work: refuses a bad freeze schedule.
+            schedule = self._freeze_schedule(module)
             train_index, valid_index = self._split_validation(y_encoded, seed)
             # One copy per fit, on the training device: batches are slices of
             # it, and the user's X is never shared with the network.
@@ -240,6 +240,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             net = self._new_net(
                 module,
                 seed=seed,
+                schedule=schedule,
                 validation_data=valid_data,
                 penalty=penalty,
                 engine_options=self._engine_options(train_data, penalty),
@@ -260,10 +261,22 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         return self
 
     def _new_net(
-        self, module, *, seed, validation_data=None, penalty=None, engine_options=None
+        self,
+        module,
+        *,
+        seed,
+        schedule=None,
+        validation_data=None,
+        penalty=None,
+        engine_options=None,
     ):
-        """The engine's net for ``module``, configured from the parameters."""
-        freeze_prefixes, unfreeze_at, lr_groups = self._freeze_schedule(module)
+        """The engine's net for ``module``, configured from the parameters.
+
+        ``schedule`` is ``_freeze_schedule(module)`` when already computed.
+        """
+        if schedule is None:
+            schedule = self._freeze_schedule(module)
+        freeze_prefixes, unfreeze_at, lr_groups = schedule
         return build_net(
             module,
             criterion=self._criterion(),
