@@ -44,11 +44,32 @@ from ._validation import (
 )
 
 __all__ = [
+    "TRAINING_CONSTRAINTS",
     "BaseNetworkEstimator",
     "ClassifierTargetsMixin",
     "RegressorTargetsMixin",
     "logits_head",
 ]
+
+
+# The source and the training settings: what every network estimator takes,
+# whatever it builds from the source (fine-tuning adds the head and freezing
+# parameters; distillation, fusion and joint training their own).
+TRAINING_CONSTRAINTS = {
+    "source_module": "no_validation",
+    "source_weights": [str, os.PathLike, None],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "optimizer": [callable],
+    "optimizer_kwargs": [dict, None],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "device": [str, torch.device],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
 
 
 class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
@@ -59,24 +80,12 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "source_module": "no_validation",
-        "source_weights": [str, os.PathLike, None],
+        **TRAINING_CONSTRAINTS,
         "head": [StrOptions({"auto", "reuse", "new"})],
         "freeze": [str, list, tuple, None],
         "unfreeze_at": [Interval(Integral, 1, None, closed="left"), None],
         "body_lr_ratio": [Interval(Real, 0, None, closed="left")],
         "reinitialize": ["boolean"],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "optimizer": [callable],
-        "optimizer_kwargs": [dict, None],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     # Attributes that _build_module sets for the rest of one fit only (e.g.

@@ -5,15 +5,10 @@ their network from more than the source's body and head, so they expose only
 the training settings, not the fine-tuning ones (head policy, freezing).
 """
 
-import os
-from numbers import Integral, Real
-
-import torch
-from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from ._fine_tuning import _SHARED_PARAMETERS
-from ._network_estimator import BaseNetworkEstimator, _probe
+from ._network_estimator import TRAINING_CONSTRAINTS, BaseNetworkEstimator, _probe
 from ._source import resolve_source, split_body_head
 from ._validation import check_input_fits_source
 
@@ -28,21 +23,6 @@ __all__ = [
     "split_network",
 ]
 
-TRAINING_CONSTRAINTS = {
-    "source_module": "no_validation",
-    "source_weights": [str, os.PathLike, None],
-    "max_epochs": [Interval(Integral, 1, None, closed="left")],
-    "lr": [Interval(Real, 0, None, closed="neither")],
-    "batch_size": [Interval(Integral, 1, None, closed="left")],
-    "optimizer": [callable],
-    "optimizer_kwargs": [dict, None],
-    "early_stopping": ["boolean"],
-    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-    "device": [str, torch.device],
-    "random_state": ["random_state"],
-    "verbose": ["verbose"],
-}
 
 # The fine-tuning docs from ``max_epochs`` on: the settings every strategy has.
 TRAINING_PARAMETERS = _SHARED_PARAMETERS[_SHARED_PARAMETERS.index("    max_epochs") :]
