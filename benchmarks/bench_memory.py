@@ -34,16 +34,13 @@ penultimate layer (float32 output), the classifier predicts one of 10 labels
 """
 
 import argparse
-import gc
 import json
-import os
-import resource
 import subprocess
 import sys
-import tracemalloc
 
 import numpy as np
 import torch
+from _memory import measure_peak_memory
 from torch import nn
 
 from sktransfer import FineTunedClassifier, PretrainedFeatureTransformer
@@ -74,38 +71,6 @@ def fitted_estimator(method, X, batch_size):
     return estimator.fit(X[:2000], y)
 
 
-def _current_rss():
-    """Resident set size in bytes (Linux), or None where it cannot be read."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return None
-
-
-def _reset_peak_rss():
-    """Reset the RSS high-water mark to the current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def _peak_rss_since_reset():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def _lifetime_peak_rss():
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # bytes vs KiB
-
-
 def child(method, n_rows, batch_size):
     """Measure one call on ``n_rows`` in this (fresh) process; print JSON."""
     torch.set_num_threads(1)
@@ -113,31 +78,10 @@ def child(method, n_rows, batch_size):
     estimator = fitted_estimator(method, X, batch_size)
     call = getattr(estimator, method)
     call(X[: 4 * batch_size])  # warm-up: allocator caches, lazy imports
-    gc.collect()
-    tracemalloc.start()
-    rss_before = _current_rss()
-    if rss_before is not None and _reset_peak_rss():
-        how = "VmHWM reset via /proc/self/clear_refs"
-        peak_before = rss_before
-    else:
-        how = "ru_maxrss (lifetime peak; a lower bound)"
-        peak_before = _lifetime_peak_rss()
-    result = call(X)
-    _, traced_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    peak_after = (
-        _peak_rss_since_reset() if how.startswith("VmHWM") else (_lifetime_peak_rss())
-    )
+    result, figures = measure_peak_memory(lambda: call(X))
+    figures.pop("rss_before_bytes")
     print(
-        json.dumps(
-            {
-                "input_bytes": X.nbytes,
-                "output_bytes": result.nbytes,
-                "traced_peak_bytes": traced_peak,
-                "rss_peak_increase_bytes": peak_after - peak_before,
-                "rss_method": how,
-            }
-        )
+        json.dumps({"input_bytes": X.nbytes, "output_bytes": result.nbytes, **figures})
     )
 
 

@@ -59,17 +59,16 @@ import json
 import os
 import platform
 import pstats
-import resource
 import subprocess
 import sys
 import time
-import tracemalloc
 from collections import OrderedDict
 from functools import partial
 
 import numpy as np
 import sklearn
 import torch
+from _memory import measure_peak_memory
 from torch import nn
 
 import sktransfer
@@ -195,38 +194,6 @@ def bench_throughput(batch_sizes, repeats):
             )
 
 
-def _current_rss():
-    """Resident set size in bytes (Linux), or None where it cannot be read."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return None
-
-
-def _reset_peak_rss():
-    """Reset the RSS high-water mark to the current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def _peak_rss_since_reset():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def _lifetime_peak_rss():
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # bytes vs KiB
-
-
 def memory_child(n_rows, batch_size):
     """Measure one transform of ``n_rows`` in this (fresh) process; print JSON."""
     rng = np.random.default_rng(0)
@@ -235,32 +202,14 @@ def memory_child(n_rows, batch_size):
         make_mlp(), feature_layer="body", batch_size=batch_size
     ).fit(X[:batch_size])
     est.transform(X[: 4 * batch_size])  # warm-up
-    tracemalloc.start()
-    gc.collect()
-    rss_before = _current_rss()
-    if rss_before is not None and _reset_peak_rss():
-        method = "VmHWM reset via /proc/self/clear_refs"
-        peak_before = rss_before
-    else:
-        method = "ru_maxrss (lifetime peak; a lower bound)"
-        peak_before = _lifetime_peak_rss()
-    features = est.transform(X)
-    _, traced_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    if method.startswith("VmHWM"):
-        peak_after = _peak_rss_since_reset()
-    else:
-        peak_after = _lifetime_peak_rss()
+    features, figures = measure_peak_memory(lambda: est.transform(X))
     print(
         json.dumps(
             {
                 "n_rows": n_rows,
                 "input_bytes": X.nbytes,
                 "output_bytes": features.nbytes,
-                "traced_peak_bytes": traced_peak,
-                "rss_before_bytes": rss_before,
-                "rss_peak_increase_bytes": peak_after - peak_before,
-                "rss_method": method,
+                **figures,
             }
         )
     )
