@@ -273,7 +273,7 @@ class DistilledClassifier(
         # whole.
         return source_network
 
-    def _build_module(self, source_network, probe):
+    def _build_module(self, source_network, probe, training_rows=None):
         with torch.no_grad():
             source_network.eval()
             source_outputs = source_network(probe.clone())

@@ -28,12 +28,18 @@ _NETWORK_PARAMETERS = """\
         with parameters) and a *head* (that layer). ``"reuse"`` keeps the
         source head, so the target's outputs must match the source's
         (output ``i`` is taken to mean ``classes_[i]``); ``"new"`` puts a
-        freshly initialised linear head on the body; ``"auto"`` reuses the
-        head when its width matches and otherwise puts a new one. The choice
-        is recorded in ``head_choice_``. A source without a head (a text
-        encoder, a timm model made with ``num_classes=0``) always gets a new
-        one. Classifiers can match the outputs to the classes by label
-        instead, with ``source_classes``.
+        new linear head on the body (see ``head_init``); ``"auto"`` reuses
+        the head only on evidence that its outputs mean the target's:
+        ``source_classes`` names an output for every class (classifiers), or
+        the source's own predictions on the training data agree with ``y``
+        far above chance (classification: a one-sided exact binomial test at
+        level 0.01 against the agreement of independent labels, and Cohen's
+        kappa at least 0.1; regression: every output's Pearson correlation
+        with its target column at least 0.3 and significantly positive).
+        Equal widths alone never decide it. The choice and its reason are
+        recorded in ``head_choice_`` and ``head_choice_reason_``. A source
+        without a head (a text encoder, a timm model made with
+        ``num_classes=0``) always gets a new one.
 """
 
 _TRAINING_SETTINGS = """\
@@ -52,6 +58,24 @@ _TRAINING_SETTINGS = """\
         True gives *structure transfer*: the same architecture with freshly
         initialised weights, i.e. training from scratch. It is the baseline
         that shows whether the pretrained weights help.
+    head_init : {"linear_probe", "random"}, default="linear_probe"
+        How a new head starts. ``"linear_probe"`` fits it first, with the
+        body frozen, as a linear model on the source body's features (a
+        logistic regression for classifiers, a ridge regression for
+        regressors, on standardised features, folded into the head's
+        weights), so that fine-tuning starts from a trained head and the
+        body is not wrecked by the gradients of a random one (LP-FT, Kumar
+        et al., 2022). ``"random"``: PyTorch's initialisation. Not used when
+        the source head is reused or with ``reinitialize=True``.
+    interpolation : float in [0, 1], default=1.0
+        Weight-space ensembling (WiSE-FT, Wortsman et al., 2022): the fitted
+        weights are ``(1 − interpolation) · θ_start + interpolation · θ``,
+        where ``θ_start`` are the weights training started from (the source
+        weights, with the new head's linear probe) and ``θ`` the fine-tuned
+        ones; batch-norm statistics are interpolated too. 1 keeps the
+        fine-tuned weights; smaller values keep more of the source's
+        robustness under distribution shift. Not applied with
+        ``reinitialize=True``, where training starts from random weights.
     max_epochs : int, default=30
         Number of passes over the training data.
     lr : float, default=1e-3
@@ -93,6 +117,8 @@ _SHARED_ATTRIBUTES = """\
         ``body.*`` and ``head.*``.
     head_choice_ : {"reuse", "new"}
         Whether the source head was kept or replaced.
+    head_choice_reason_ : str
+        Why: what was asked for, or the evidence ``head="auto"`` weighed.
     net_ : skorch.NeuralNet
         The skorch net that trained ``module_``.
     history_ : skorch.History
@@ -117,6 +143,8 @@ class _FineTuned(BaseNetworkEstimator):
         unfreeze_at=None,
         body_lr_ratio=1.0,
         reinitialize=False,
+        head_init="linear_probe",
+        interpolation=1.0,
         max_epochs=30,
         lr=1e-3,
         batch_size=32,
@@ -136,6 +164,8 @@ class _FineTuned(BaseNetworkEstimator):
         self.unfreeze_at = unfreeze_at
         self.body_lr_ratio = body_lr_ratio
         self.reinitialize = reinitialize
+        self.head_init = head_init
+        self.interpolation = interpolation
         self.max_epochs = max_epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -204,6 +234,8 @@ class FineTunedClassifier(
         unfreeze_at=None,
         body_lr_ratio=1.0,
         reinitialize=False,
+        head_init="linear_probe",
+        interpolation=1.0,
         max_epochs=30,
         lr=1e-3,
         batch_size=32,
@@ -224,6 +256,8 @@ class FineTunedClassifier(
             unfreeze_at=unfreeze_at,
             body_lr_ratio=body_lr_ratio,
             reinitialize=reinitialize,
+            head_init=head_init,
+            interpolation=interpolation,
             max_epochs=max_epochs,
             lr=lr,
             batch_size=batch_size,

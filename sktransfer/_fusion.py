@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import StrOptions
 from torch import nn
 
 from ._engine import FrozenModule
+from ._head_choice import classification_evidence
 from ._network_estimator import (
     ClassifierTargetsMixin,
     _output_width,
@@ -207,7 +208,7 @@ class FusionClassifier(ClassifierTargetsMixin, ClassifierMixin, MultiNetworkEsti
         self.random_state = random_state
         self.verbose = verbose
 
-    def _build_module(self, source_network, probe):
+    def _build_module(self, source_network, probe, training_rows=None):
         if self.target_module is None:
             target = copy.deepcopy(source_network)
             _reinitialize(target)
@@ -231,6 +232,7 @@ class FusionClassifier(ClassifierTargetsMixin, ClassifierMixin, MultiNetworkEsti
                 dim=1,
             )
             self.head_choice_ = "new"
+            self.head_choice_reason_ = "fusion='concat' always trains a new head"
             module = _ConcatFusion(
                 FrozenModule(source_body),
                 target_body,
@@ -249,7 +251,9 @@ class FusionClassifier(ClassifierTargetsMixin, ClassifierMixin, MultiNetworkEsti
                     "Use head='new' or 'auto' for a trainable head on the frozen "
                     "source features.",
                 )
-            if self.head != "new" and source_width == n_classes:
+            if self._reuse_source_head(
+                source_width, n_classes, source_body, source_head, training_rows
+            ):
                 source_side = FrozenModule(logits_head(source_head))
                 self.head_choice_ = "reuse"
             else:
@@ -264,6 +268,42 @@ class FusionClassifier(ClassifierTargetsMixin, ClassifierMixin, MultiNetworkEsti
             )
         module.train()
         return module
+
+    def _reuse_source_head(
+        self, source_width, n_classes, source_body, source_head, training_rows
+    ):
+        """Whether the summed logits keep the source head (``fusion="sum"``).
+
+        ``head="auto"`` keeps it only when the source's predictions on the
+        training rows show that output ``i`` means ``classes_[i]`` (see
+        :func:`~sktransfer._head_choice.classification_evidence`); equal
+        widths alone do not.
+        """
+        if self.head == "reuse":
+            self.head_choice_reason_ = "head='reuse' was asked for"
+            return True
+        if self.head == "new":
+            self.head_choice_reason_ = "head='new' was asked for"
+            return False
+        if training_rows is None:
+            # load_fitted: the decision the fit took.
+            return self.head_choice_ == "reuse"
+        if source_width != n_classes:
+            self.head_choice_reason_ = (
+                f"the source head has {source_width} outputs, but the target "
+                f"has {n_classes} classes"
+            )
+            return False
+        outputs = training_rows.frozen_outputs(
+            source_body, logits_head(source_head)
+        ).outputs
+        agrees, description = classification_evidence(
+            outputs, training_rows.y, n_classes
+        )
+        self.head_choice_reason_ = (
+            f"reused: {description}" if agrees else f"not reused: {description}"
+        )
+        return agrees
 
 
 FusionClassifier.__doc__ = FusionClassifier.__doc__.replace(

@@ -17,6 +17,7 @@ from ._engine import (
     count_batches,
     endless_batches,
 )
+from ._linear_probe import fit_linear_probe
 from ._network_estimator import ClassifierTargetsMixin, _output_width, logits_head
 from ._strategy import (
     TRAINING_CONSTRAINTS,
@@ -302,7 +303,7 @@ class JointTrainingClassifier(
             )
         return self._fit_guarded(X, y, sample_weight, source_data=source_data)
 
-    def _build_module(self, source_network, probe):
+    def _build_module(self, source_network, probe, training_rows=None):
         body, source_head, source_head_name = split_network(source_network)
         features = probe_network(body, probe, "source network")
         self._n_source_outputs, source_shape = _output_width(source_head, features)
@@ -317,9 +318,22 @@ class JointTrainingClassifier(
                 "input: pass X of the sample shape the source network "
                 "classifies, or source_weight=0 to train the target head alone."
             )
-        # The source head serves the source task; the target's is always new.
+        # The source head serves the source task; the target's is always new,
+        # and starts as a linear probe on the source features (LP-FT).
         self.head_choice_ = "new"
+        self.head_choice_reason_ = (
+            "joint training keeps the source head for the source task"
+        )
         head = new_head(features, self.classes_.shape[0], network_dtype(body))
+        if training_rows is not None:
+            frozen = training_rows.frozen_outputs(body, logits_head(source_head))
+            fit_linear_probe(
+                head,
+                frozen.features,
+                training_rows.y,
+                training_rows.sample_weight,
+                "classification",
+            )
         module = _JointModule(body, head, logits_head(source_head))
         module.train()
         return module

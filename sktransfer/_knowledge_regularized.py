@@ -76,6 +76,8 @@ class _KnowledgeRegularized(BaseNetworkEstimator):
         unfreeze_at=None,
         body_lr_ratio=1.0,
         reinitialize=False,
+        head_init="linear_probe",
+        interpolation=1.0,
         max_epochs=30,
         lr=1e-3,
         batch_size=32,
@@ -100,6 +102,8 @@ class _KnowledgeRegularized(BaseNetworkEstimator):
         self.unfreeze_at = unfreeze_at
         self.body_lr_ratio = body_lr_ratio
         self.reinitialize = reinitialize
+        self.head_init = head_init
+        self.interpolation = interpolation
         self.max_epochs = max_epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -252,8 +256,6 @@ class KnowledgeRegularizedClassifier(
     True
     """
 
-    _task = "classification"
-
     _parameter_constraints = {
         **_KnowledgeRegularized._parameter_constraints,
         "source_classes": ["array-like", None],
@@ -275,6 +277,8 @@ class KnowledgeRegularizedClassifier(
         unfreeze_at=None,
         body_lr_ratio=1.0,
         reinitialize=False,
+        head_init="linear_probe",
+        interpolation=1.0,
         max_epochs=30,
         lr=1e-3,
         batch_size=32,
@@ -300,6 +304,8 @@ class KnowledgeRegularizedClassifier(
             unfreeze_at=unfreeze_at,
             body_lr_ratio=body_lr_ratio,
             reinitialize=reinitialize,
+            head_init=head_init,
+            interpolation=interpolation,
             max_epochs=max_epochs,
             lr=lr,
             batch_size=batch_size,
@@ -356,5 +362,3 @@ class KnowledgeRegularizedRegressor(
     >>> reg.predict(X[:3]).shape
     (3,)
     """
-
-    _task = "regression"

@@ -32,6 +32,13 @@ from ._engine import (
     draw_seed,
     seeded,
 )
+from ._frozen_pass import FrozenSourceOutputs
+from ._head_choice import (
+    HeadDecision,
+    classification_evidence,
+    regression_evidence,
+)
+from ._linear_probe import fit_linear_probe
 from ._source import resolve_source, split_body_head
 from ._source_classes import select_head_rows
 from ._validation import (
@@ -42,6 +49,7 @@ from ._validation import (
     positive_strides,
     reads_integers,
 )
+from ._weight_interpolation import interpolate_weights, snapshot_weights
 
 __all__ = [
     "TRAINING_CONSTRAINTS",
@@ -49,6 +57,7 @@ __all__ = [
     "ClassifierTargetsMixin",
     "RegressorTargetsMixin",
     "logits_head",
+    "new_head",
 ]
 
 
@@ -86,6 +95,8 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         "unfreeze_at": [Interval(Integral, 1, None, closed="left"), None],
         "body_lr_ratio": [Interval(Real, 0, None, closed="left")],
         "reinitialize": ["boolean"],
+        "head_init": [StrOptions({"linear_probe", "random"})],
+        "interpolation": [Interval(Real, 0, 1, closed="both")],
     }
 
     # Attributes that _build_module sets for the rest of one fit only (e.g.
@@ -193,7 +204,20 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         finally:
             self._drop_fit_scratch()
 
-    def _fit(self, X, y, sample_weight, **fit_data):
+    def _fit(
+        self,
+        X,
+        y,
+        sample_weight,
+        frozen_outputs=None,
+        keep_start_weights=False,
+        **fit_data,
+    ):
+        # frozen_outputs: the frozen source's FrozenSourceOutputs on every row
+        # of X, when the caller computed them already (AutoTransfer* shares
+        # one pass between its candidates). keep_start_weights: keep the
+        # weights training started from in _start_weights, for a caller that
+        # interpolates them itself (AutoTransfer*'s WiSE-FT candidates).
         source_network = resolve_source(self.source_module, self.source_weights)
         check_no_text(X, source_network)
         integer_input = reads_integers(source_network)
@@ -227,10 +251,21 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             probe = torch.tensor(X[:1], dtype=input_dtype)
             _probe(source_network, probe.clone())
             source_reference = self._source_reference(source_network)
-            module = self._build_module(source_network, probe)
+            train_index, valid_index = self._split_validation(y_encoded, seed)
+            training_rows = _TrainingRows(
+                X,
+                y_encoded,
+                sample_weight,
+                None if valid_index is None else train_index,
+                input_dtype=input_dtype,
+                batch_size=max(self.batch_size, 256),
+                device=self.device,
+                frozen=frozen_outputs,
+            )
+            module = self._build_module(source_network, probe, training_rows)
+            del training_rows
             # Before any training work: refuses a bad freeze schedule.
             schedule = self._freeze_schedule(module)
-            train_index, valid_index = self._split_validation(y_encoded, seed)
             # One copy per fit, on the training device: batches are slices of
             # it, and the user's X is never shared with the network.
             X_all = torch.tensor(X, dtype=input_dtype, device=self.device)
@@ -243,6 +278,12 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                 else _subset(X_all, y_all, w_all, valid_index)
             )
             module.to(self.device)
+            interpolation = self._interpolation()
+            start_weights = (
+                snapshot_weights(module)
+                if keep_start_weights or interpolation < 1
+                else None
+            )
             penalty = self._make_penalty(
                 source_reference, train_data, module, **fit_data
             )
@@ -261,13 +302,24 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                     penalty.release()
                     # Cached source quantities are not needed to predict.
                     net.penalty = None
+            if interpolation < 1:
+                interpolate_weights(net.module_, start_weights, interpolation)
         self.net_ = net
         self.module_ = net.module_
         self.history_ = net.history
         self.n_iter_ = len(net.history)
         self._input_dtype = input_dtype
         self._sample_shape = X.shape[1:]
+        if keep_start_weights:
+            self._start_weights = start_weights
         return self
+
+    def _interpolation(self):
+        """WiSE-FT's weight of the fine-tuned weights (1: keep them as they are)."""
+        if self.reinitialize:
+            # Training started from random weights: nothing worth keeping.
+            return 1.0
+        return self.interpolation
 
     def _new_net(
         self,
@@ -306,56 +358,41 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             **(engine_options or {}),
         )
 
-    def _build_module(self, source_network, probe):
+    def _build_module(self, source_network, probe, training_rows=None):
+        """``head(body(x))`` from the source network, ready to train.
+
+        ``training_rows`` (a :class:`_TrainingRows`) holds the rows training
+        fits on: they decide ``head="auto"`` and train a new head's linear
+        probe. None when :func:`load_fitted` rebuilds a fitted estimator, whose
+        ``head_choice_`` is already known.
+        """
         body, source_head, head_name = split_body_head(source_network)
         features = _probe(body, probe.clone())
         n_outputs = self._n_outputs()
         if head_name is None:
-            # A headless source (a text encoder, a timm model made with
-            # num_classes=0) gives features only: there is nothing to reuse.
-            if self.head == "reuse":
-                raise ValueError(
-                    "head='reuse' needs the source network's head, but it has "
-                    "none (its output is a feature vector). Use head='new' or "
-                    "'auto'."
-                )
             source_width, source_shape = None, None
         else:
             source_width, source_shape = _output_width(source_head, features)
-        rows, missing = self._source_rows(head_name, source_width, source_shape)
-        if self.head == "reuse" and missing:
-            raise ValueError(
-                f"head='reuse' keeps the source head {head_name!r}, but "
-                f"source_classes has no output for the classes {missing} of y. "
-                "Use head='new' or 'auto'."
-            )
-        if self.head == "reuse" and rows is None and source_width != n_outputs:
-            raise ValueError(
-                f"head='reuse' keeps the source head {head_name!r}, which "
-                + (
-                    f"has {source_width} outputs"
-                    if source_width is not None
-                    else f"gives outputs of shape {source_shape} per sample"
-                )
-                + f", but the target needs {n_outputs} "
-                f"({self._output_description()}). Use head='new' or 'auto'."
-            )
-        reuse = self.head == "reuse" or (
-            self.head == "auto"
-            and not missing
-            and (rows is not None or source_width == n_outputs)
-        )
-        self._head_rows = rows if reuse else None
-        if reuse:
-            head, self.head_choice_ = logits_head(source_head), "reuse"
-            if rows is not None:
-                head = select_head_rows(head, rows, head_name)
+        source_logits_head = logits_head(source_head)
+        if training_rows is None:
+            decision = self._saved_head_decision(head_name, source_width, source_shape)
         else:
-            head = nn.Linear(features[0].numel(), n_outputs)
-            if features.ndim > 2:
-                head = nn.Sequential(nn.Flatten(), head)
-            head = head.to(network_dtype(body))
-            self.head_choice_ = "new"
+            decision = self._decide_head(
+                head_name,
+                source_width,
+                source_shape,
+                lambda: training_rows.frozen_outputs(body, source_logits_head),
+                training_rows,
+            )
+        self.head_choice_ = "reuse" if decision.reuse else "new"
+        self.head_choice_reason_ = decision.reason
+        self._head_rows = decision.rows if decision.reuse else None
+        if decision.reuse:
+            head = source_logits_head
+            if decision.rows is not None:
+                head = select_head_rows(head, decision.rows, head_name)
+        else:
+            head = new_head(features, n_outputs, network_dtype(body))
         module = BodyHeadModule(body, head)
         outputs = _probe(module, probe.clone())
         if tuple(outputs.shape) != (1, n_outputs):
@@ -368,8 +405,108 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             )
         if self.reinitialize:
             _reinitialize(module)
+        elif (
+            not decision.reuse
+            and self.head_init == "linear_probe"
+            and training_rows is not None
+        ):
+            frozen = training_rows.frozen_outputs(body, source_logits_head)
+            fit_linear_probe(
+                head,
+                frozen.features,
+                training_rows.y,
+                training_rows.sample_weight,
+                self._task,
+            )
         module.train()
         return module
+
+    def _decide_head(
+        self, head_name, source_width, source_shape, frozen_outputs, training_rows
+    ):
+        """The :class:`HeadDecision` of ``head`` for this fit.
+
+        ``frozen_outputs()`` returns the frozen source's outputs on the
+        training rows (computed on first call): ``head="auto"`` reads them
+        only when nothing else decides.
+        """
+        n_outputs = self._n_outputs()
+        # First: it refuses source_classes that do not fit the source head.
+        rows, missing = self._source_rows(head_name, source_width, source_shape)
+        if head_name is None:
+            # A headless source (a text encoder, a timm model made with
+            # num_classes=0) gives features only: there is nothing to reuse.
+            if self.head == "reuse":
+                raise ValueError(
+                    "head='reuse' needs the source network's head, but it has "
+                    "none (its output is a feature vector). Use head='new' or "
+                    "'auto'."
+                )
+            return HeadDecision(
+                False, None, "the source network has no head (it gives features)"
+            )
+        width_described = (
+            f"has {source_width} outputs"
+            if source_width is not None
+            else f"gives outputs of shape {source_shape} per sample"
+        )
+        if self.head == "reuse":
+            if missing:
+                raise ValueError(
+                    f"head='reuse' keeps the source head {head_name!r}, but "
+                    f"source_classes has no output for the classes {missing} of "
+                    "y. Use head='new' or 'auto'."
+                )
+            if rows is None and source_width != n_outputs:
+                raise ValueError(
+                    f"head='reuse' keeps the source head {head_name!r}, which "
+                    f"{width_described}, but the target needs {n_outputs} "
+                    f"({self._output_description()}). Use head='new' or 'auto'."
+                )
+            return HeadDecision(True, rows, "head='reuse' was asked for")
+        if self.head == "new":
+            return HeadDecision(False, None, "head='new' was asked for")
+        if missing:
+            return HeadDecision(
+                False,
+                None,
+                f"source_classes has no output for the classes {missing} of y",
+            )
+        if getattr(self, "source_classes", None) is not None:
+            return HeadDecision(
+                True, rows, "source_classes names an output for every class of y"
+            )
+        if source_width != n_outputs:
+            return HeadDecision(
+                False,
+                None,
+                f"the source head {width_described}, but the target needs "
+                f"{n_outputs} ({self._output_description()})",
+            )
+        if self.reinitialize:
+            # Fresh weights either way: the choice only sets the architecture.
+            return HeadDecision(
+                True, None, "reinitialize=True and the source head's width fits"
+            )
+        outputs = frozen_outputs().outputs
+        if outputs is None:
+            return HeadDecision(
+                False, None, "the source head gives no vector of scores per sample"
+            )
+        agrees, description = self._head_evidence(outputs, training_rows.y)
+        if agrees:
+            return HeadDecision(True, None, f"reused: {description}")
+        return HeadDecision(False, None, f"not reused: {description}")
+
+    def _saved_head_decision(self, head_name, source_width, source_shape):
+        """The decision a fitted estimator took, for :func:`load_fitted`."""
+        reuse = self.head_choice_ == "reuse"
+        rows = (
+            self._source_rows(head_name, source_width, source_shape)[0]
+            if reuse
+            else None
+        )
+        return HeadDecision(reuse, rows, getattr(self, "head_choice_reason_", ""))
 
     def _split_validation(self, y_encoded, seed):
         n_samples = y_encoded.shape[0]
@@ -428,6 +565,13 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
 
 class ClassifierTargetsMixin:
     """Labels of any type → ``classes_`` and integer codes; softmax outputs."""
+
+    _task = "classification"
+
+    def _head_evidence(self, source_outputs, y_encoded):
+        return classification_evidence(
+            source_outputs, y_encoded, self.classes_.shape[0]
+        )
 
     def _y_validation_params(self):
         return {}
@@ -501,6 +645,11 @@ class ClassifierTargetsMixin:
 class RegressorTargetsMixin:
     """Real-valued targets, one or several outputs; mean squared error."""
 
+    _task = "regression"
+
+    def _head_evidence(self, source_outputs, y_encoded):
+        return regression_evidence(source_outputs, y_encoded)
+
     def _y_validation_params(self):
         return {"multi_output": True, "y_numeric": True}
 
@@ -549,6 +698,57 @@ class RegressorTargetsMixin:
         """
         outputs = self._predict_outputs(X).astype(np.float64)
         return outputs.ravel() if self._y_ndim == 1 else outputs
+
+
+class _TrainingRows:
+    """The rows a fit trains on, and the frozen source's outputs on them.
+
+    ``frozen_outputs`` runs the frozen source once, on first call, and every
+    later call (the head decision, the linear probe) reuses that pass.
+
+    Parameters
+    ----------
+    X, y, sample_weight : ndarray
+        Every row of the fit, validated and encoded.
+    index : ndarray or None
+        The training rows among them (None: all of them; the others are held
+        out for early stopping).
+    frozen : FrozenSourceOutputs or None
+        Precomputed outputs on every row of ``X``.
+    """
+
+    def __init__(
+        self, X, y, sample_weight, index, *, input_dtype, batch_size, device, frozen
+    ):
+        self.X = X if index is None else X[index]
+        self.y = y if index is None else y[index]
+        self.sample_weight = sample_weight if index is None else sample_weight[index]
+        self._input_dtype = input_dtype
+        self._batch_size = batch_size
+        self._device = device
+        if frozen is not None and index is not None:
+            frozen = frozen.take(index)
+        self._frozen = frozen
+
+    def frozen_outputs(self, body, head):
+        if self._frozen is None:
+            self._frozen = FrozenSourceOutputs.compute(
+                body,
+                head,
+                self.X,
+                input_dtype=self._input_dtype,
+                batch_size=self._batch_size,
+                device=self._device,
+            )
+        return self._frozen
+
+
+def new_head(features, n_outputs, dtype):
+    """A freshly initialised linear layer reading ``features`` (flattened)."""
+    head = nn.Linear(features[0].numel(), n_outputs)
+    if features.ndim > 2:
+        head = nn.Sequential(nn.Flatten(), head)
+    return head.to(dtype)
 
 
 def _subset(X, y, sample_weight, index):

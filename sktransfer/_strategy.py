@@ -8,7 +8,12 @@ the training settings, not the fine-tuning ones (head policy, freezing).
 from torch import nn
 
 from ._fine_tuning import _SHARED_PARAMETERS
-from ._network_estimator import TRAINING_CONSTRAINTS, BaseNetworkEstimator, _probe
+from ._network_estimator import (
+    TRAINING_CONSTRAINTS,
+    BaseNetworkEstimator,
+    _probe,
+    new_head,
+)
 from ._source import resolve_source, split_body_head
 from ._validation import check_input_fits_source
 
@@ -37,6 +42,9 @@ class MultiNetworkEstimator(BaseNetworkEstimator):
 
     def _freeze_schedule(self, module):
         return [], None, []
+
+    def _interpolation(self):
+        return 1.0
 
 
 def resolve_other_network(network, name, probe):
@@ -76,14 +84,6 @@ def split_network(module):
     if not has_children and next(module.parameters(), None) is not None:
         return nn.Identity(), module, "(the whole network)"
     return split_body_head(module)
-
-
-def new_head(features, n_outputs, dtype):
-    """A freshly initialised linear layer reading ``features`` (flattened)."""
-    head = nn.Linear(features[0].numel(), n_outputs)
-    if features.ndim > 2:
-        head = nn.Sequential(nn.Flatten(), head)
-    return head.to(dtype)
 
 
 def output_width_error(network_name, layer_name, width, n_classes, classes, remedy):

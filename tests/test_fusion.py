@@ -83,8 +83,9 @@ def test_source_part_is_frozen_bit_identical_and_outside_the_optimizer(
     source = _source(n_outputs)
     before = _snapshot(source)
 
-    estimator = FusionClassifier(source, fusion=fusion, **FAST).fit(X_IRIS, Y_IRIS)
-    estimator.predict_proba(X_IRIS)
+    head = head_choice if fusion == "sum" else "auto"
+    estimator = FusionClassifier(source, fusion=fusion, head=head, **FAST)
+    estimator.fit(X_IRIS, Y_IRIS).predict_proba(X_IRIS)
 
     assert estimator.head_choice_ == head_choice
     _assert_unchanged(source, before)
@@ -120,8 +121,8 @@ def test_source_part_stays_in_eval_mode_when_the_network_trains():
 
 def test_sum_adds_the_frozen_source_logits_to_the_target_logits():
     source = _source()
-    estimator = FusionClassifier(source, fusion="sum", **FAST).fit(X_IRIS, Y_IRIS)
-    module = estimator.module_.eval()
+    estimator = FusionClassifier(source, fusion="sum", head="reuse", **FAST)
+    module = estimator.fit(X_IRIS, Y_IRIS).module_.eval()
     inputs = torch.as_tensor(X_IRIS)
 
     with torch.no_grad():

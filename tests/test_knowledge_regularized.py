@@ -187,8 +187,16 @@ def test_lam_zero_reproduces_fine_tuned_regressor_exactly(knowledge, y):
 
 
 def _fit_digits(digits, lam, **params):
+    # A new head starts random here: the drift of plain fine-tuning (lam=0)
+    # is then large, and how much each lam holds it back shows clearly.
     source, X, y = digits
-    settings = {"max_epochs": 10, "lr": 0.01, "batch_size": 16, "random_state": 0}
+    settings = {
+        "max_epochs": 10,
+        "lr": 0.01,
+        "batch_size": 16,
+        "random_state": 0,
+        "head_init": "random",
+    }
     return KnowledgeRegularizedClassifier(source, lam=lam, **settings, **params).fit(
         X, y
     )
@@ -269,8 +277,9 @@ def test_beta_shrinks_the_weights_of_a_new_head(lam):
 
 @pytest.mark.parametrize("lam", [0.0, 0.1])
 def test_beta_has_no_effect_when_the_source_head_is_reused(lam):
-    without = KnowledgeRegularizedClassifier(_mlp(3), lam=lam, beta=0, **FAST)
-    with_beta = KnowledgeRegularizedClassifier(_mlp(3), lam=lam, beta=10.0, **FAST)
+    settings = {"head": "reuse", "lam": lam, **FAST}
+    without = KnowledgeRegularizedClassifier(_mlp(3), beta=0, **settings)
+    with_beta = KnowledgeRegularizedClassifier(_mlp(3), beta=10.0, **settings)
 
     without.fit(X_IRIS, Y_IRIS)
     with_beta.fit(X_IRIS, Y_IRIS)
@@ -338,7 +347,7 @@ def test_unknown_feature_layer_is_refused_naming_it():
 )
 def test_output_distillation_trains_with_a_reused_or_a_new_head(n_outputs, head_choice):
     estimator = KnowledgeRegularizedClassifier(
-        _mlp(n_outputs), knowledge="outputs", lam=1.0, **FAST
+        _mlp(n_outputs), knowledge="outputs", lam=1.0, head=head_choice, **FAST
     ).fit(X_IRIS, Y_IRIS)
 
     assert estimator.head_choice_ == head_choice
@@ -729,8 +738,15 @@ def test_early_stopping_stops_a_knowledge_regularized_fit(knowledge, monkeypatch
 @pytest.mark.parametrize("knowledge", KNOWLEDGE)
 @pytest.mark.parametrize("y", [Y_REG, Y_REG_2D], ids=["1d", "2d"])
 def test_regressor_trains_with_each_knowledge_on_1d_and_2d_targets(knowledge, y):
+    # head="auto" keeps the (untrained) source head only for y of its width
+    # and only on evidence; "reuse" for one column exercises the reused head.
     estimator = KnowledgeRegularizedRegressor(
-        _mlp(1), knowledge=knowledge, lam=0.1, beta=0.1, **FAST
+        _mlp(1),
+        knowledge=knowledge,
+        lam=0.1,
+        beta=0.1,
+        head="reuse" if y.ndim == 1 else "auto",
+        **FAST,
     ).fit(X_REG, y)
 
     assert estimator.predict(X_REG).shape == y.shape
@@ -749,7 +765,7 @@ def test_regressor_output_distillation_keeps_the_predictions_near_the_source():
 
     def distance(lam):
         estimator = KnowledgeRegularizedRegressor(
-            source, knowledge="outputs", lam=lam, **FAST
+            source, knowledge="outputs", lam=lam, head="reuse", **FAST
         ).fit(X_REG, Y_REG)
         return np.mean((estimator.predict(X_REG) - source_outputs) ** 2)
 

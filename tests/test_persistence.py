@@ -167,7 +167,9 @@ _CONFIGURATIONS = {
         {"distilled_into_": "head", "head_choice_": "reuse"},
     ),
     "fusion by sum, own target network": (
-        lambda: FusionClassifier(mlp_source(), torch.nn.Linear(4, 3), **_fast()),
+        lambda: FusionClassifier(
+            mlp_source(), torch.nn.Linear(4, 3), head="reuse", **_fast()
+        ),
         lambda: {"source_module": mlp_source(), "target_module": torch.nn.Linear(4, 3)},
         {"head_choice_": "reuse"},
     ),
