@@ -12,6 +12,7 @@ from ._knowledge_regularized import (
     KnowledgeRegularizedRegressor,
 )
 from ._persistence import load_fitted, save_fitted
+from ._source_model import SourceModelClassifier, SourceModelRegressor
 
 __all__ = [
     "DistilledClassifier",
@@ -23,6 +24,8 @@ __all__ = [
     "KnowledgeRegularizedRegressor",
     "PretrainedFeatureTransformer",
     "SourceData",
+    "SourceModelClassifier",
+    "SourceModelRegressor",
     "TrainingDivergedError",
     "datasets",
     "knowledge",

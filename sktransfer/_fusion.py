@@ -297,7 +297,7 @@ class FusionClassifier(ClassifierTargetsMixin, ClassifierMixin, MultiNetworkEsti
         outputs = training_rows.frozen_outputs(
             source_body, logits_head(source_head)
         ).outputs
-        agrees, description = classification_evidence(
+        agrees, _, description = classification_evidence(
             outputs, training_rows.y, n_classes
         )
         self.head_choice_reason_ = (

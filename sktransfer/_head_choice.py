@@ -24,6 +24,7 @@ __all__ = [
     "MIN_CORRELATION",
     "MIN_KAPPA",
     "SIGNIFICANCE",
+    "Evidence",
     "HeadDecision",
     "classification_evidence",
     "regression_evidence",
@@ -58,6 +59,27 @@ class HeadDecision(NamedTuple):
     reason: str
 
 
+class Evidence(NamedTuple):
+    """What the source's predictions on the training data say of its head.
+
+    Attributes
+    ----------
+    agrees : bool
+        The outputs mean the target's classes (or columns): significant, and
+        a large enough effect.
+    weak : bool
+        The effect alone (kappa, or the smallest correlation) is below its
+        floor, whatever the number of samples: the outputs probably mean
+        something else.
+    description : str
+        The figures behind the answer, for ``head_choice_reason_``.
+    """
+
+    agrees: bool
+    weak: bool
+    description: str
+
+
 def classification_evidence(source_outputs, y_encoded, n_classes):
     """Does output ``i`` of the source mean class ``i`` of ``y``?
 
@@ -80,9 +102,7 @@ def classification_evidence(source_outputs, y_encoded, n_classes):
 
     Returns
     -------
-    agrees : bool
-    description : str
-        The figures behind the answer, for ``head_choice_reason_``.
+    evidence : Evidence
     """
     predicted = np.asarray(source_outputs).argmax(axis=1)
     y_encoded = np.asarray(y_encoded)
@@ -103,14 +123,15 @@ def classification_evidence(source_outputs, y_encoded, n_classes):
             if chance > 0
             else 1.0
         )
-    agrees = p_value < SIGNIFICANCE and kappa >= MIN_KAPPA
+    weak = not kappa >= MIN_KAPPA
+    agrees = p_value < SIGNIFICANCE and not weak
     description = (
         f"the source's predictions, output i read as classes_[i], agree with y "
         f"on {agreement:.0%} of {n_samples} training samples (chance "
         f"{chance:.0%}, Cohen's kappa {kappa:.2f}, one-sided binomial "
         f"p={p_value:.2g})"
     )
-    return agrees, description
+    return Evidence(agrees, weak, description)
 
 
 def regression_evidence(source_outputs, y):
@@ -127,8 +148,7 @@ def regression_evidence(source_outputs, y):
 
     Returns
     -------
-    agrees : bool
-    description : str
+    evidence : Evidence
     """
     source_outputs = np.asarray(source_outputs, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(source_outputs.shape[0], -1)
@@ -143,10 +163,8 @@ def regression_evidence(source_outputs, y):
         result = stats.pearsonr(prediction, target, alternative="greater")
         correlations.append(float(result.statistic))
         p_values.append(float(result.pvalue))
-    agrees = all(
-        p_value < SIGNIFICANCE and correlation >= MIN_CORRELATION
-        for correlation, p_value in zip(correlations, p_values, strict=True)
-    )
+    weak = not all(correlation >= MIN_CORRELATION for correlation in correlations)
+    agrees = not weak and all(p_value < SIGNIFICANCE for p_value in p_values)
     shown = ", ".join(f"{c:.2f}" for c in correlations)
     description = (
         f"the source's outputs correlate with y on {n_samples} training samples "
@@ -154,4 +172,4 @@ def regression_evidence(source_outputs, y):
         + ", ".join(f"{p:.2g}" for p in p_values)
         + ")"
     )
-    return agrees, description
+    return Evidence(agrees, weak, description)

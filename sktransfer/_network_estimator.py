@@ -218,36 +218,13 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         # one pass between its candidates). keep_start_weights: keep the
         # weights training started from in _start_weights, for a caller that
         # interpolates them itself (AutoTransfer*'s WiSE-FT candidates).
-        source_network = resolve_source(self.source_module, self.source_weights)
-        check_no_text(X, source_network)
-        integer_input = reads_integers(source_network)
-        self._check_targets(y)
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            dtype=None if integer_input else "numeric",
-            allow_nd=True,
-            ensure_all_finite=True,
-            **self._y_validation_params(),
+        source_network, X, y_encoded, sample_weight, input_dtype = (
+            self._validate_fit_input(X, y, sample_weight)
         )
-        check_input_fits_source(X, source_network)
-        check_input_values(X, source_network)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
-        if (sample_weight < 0).any():
-            # A negative weight rewards a large loss: training would diverge.
-            raise ValueError(
-                f"sample_weight holds negative values (the smallest is "
-                f"{sample_weight.min().item():g}); weights must be >= 0."
-            )
-        y_encoded = self._encode_targets(y)
-
-        input_dtype = torch.long if integer_input else network_dtype(source_network)
         seed = draw_seed(self.random_state)
         with seeded(seed, self.device):
             # A first pass checks that X fits the whole network, and gives
             # lazy layers their (seeded) weights before anything is copied.
-            X = positive_strides(X)
             probe = torch.tensor(X[:1], dtype=input_dtype)
             _probe(source_network, probe.clone())
             source_reference = self._source_reference(source_network)
@@ -313,6 +290,46 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         if keep_start_weights:
             self._start_weights = start_weights
         return self
+
+    def _validate_fit_input(self, X, y, sample_weight):
+        """Resolve the source network and check (X, y, sample_weight) against it.
+
+        Returns ``(source_network, X, y_encoded, sample_weight, input_dtype)``:
+        a private copy of the source, X as a numpy array, the encoded targets
+        (``classes_`` or ``n_outputs_`` set), float32 weights, and the dtype
+        of the tensors the network reads.
+        """
+        source_network = resolve_source(self.source_module, self.source_weights)
+        check_no_text(X, source_network)
+        integer_input = reads_integers(source_network)
+        self._check_targets(y)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=None if integer_input else "numeric",
+            allow_nd=True,
+            ensure_all_finite=True,
+            **self._y_validation_params(),
+        )
+        check_input_fits_source(X, source_network)
+        check_input_values(X, source_network)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
+        if (sample_weight < 0).any():
+            # A negative weight rewards a large loss: training would diverge.
+            raise ValueError(
+                f"sample_weight holds negative values (the smallest is "
+                f"{sample_weight.min().item():g}); weights must be >= 0."
+            )
+        y_encoded = self._encode_targets(y)
+        input_dtype = torch.long if integer_input else network_dtype(source_network)
+        return (
+            source_network,
+            positive_strides(X),
+            y_encoded,
+            sample_weight,
+            input_dtype,
+        )
 
     def _interpolation(self):
         """WiSE-FT's weight of the fine-tuned weights (1: keep them as they are)."""
@@ -493,7 +510,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             return HeadDecision(
                 False, None, "the source head gives no vector of scores per sample"
             )
-        agrees, description = self._head_evidence(outputs, training_rows.y)
+        agrees, _, description = self._head_evidence(outputs, training_rows.y)
         if agrees:
             return HeadDecision(True, None, f"reused: {description}")
         return HeadDecision(False, None, f"not reused: {description}")

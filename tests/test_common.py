@@ -7,6 +7,7 @@ until it has an instance in ``CHECK_INSTANCES``.
 
 import inspect
 
+import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -21,6 +22,8 @@ from sktransfer import (
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
     PretrainedFeatureTransformer,
+    SourceModelClassifier,
+    SourceModelRegressor,
 )
 
 
@@ -32,12 +35,17 @@ def _width_agnostic_source():
     return torch.nn.Sequential(torch.nn.Tanh(), torch.nn.PReLU())
 
 
-def _lazy_source():
+def _lazy_source(n_outputs=3):
     # A network with lazy layers takes any input width, as the common checks
     # need; its weights materialise (seeded) on the estimator's private copy.
     return torch.nn.Sequential(
-        torch.nn.LazyLinear(32), torch.nn.ReLU(), torch.nn.LazyLinear(3)
+        torch.nn.LazyLinear(32), torch.nn.ReLU(), torch.nn.LazyLinear(n_outputs)
     )
+
+
+# Every label the checks use: an untouched source can only predict classes it
+# has an output for, so its outputs are labelled with all of them.
+_CHECK_LABELS = np.array([-1, 0, 1, 2, 3, "one", "two", "three"], dtype=object)
 
 
 # Full-batch steps keep the dozens of fits in the checks fast.
@@ -68,6 +76,10 @@ CHECK_INSTANCES = {
         JointTrainingClassifier(_lazy_source(), source_weight=0, **_TRAINING)
     ],
     FineTunedRegressor: [FineTunedRegressor(_lazy_source(), **_TRAINING)],
+    SourceModelClassifier: [
+        SourceModelClassifier(_lazy_source(8), source_classes=_CHECK_LABELS)
+    ],
+    SourceModelRegressor: [SourceModelRegressor(_lazy_source(1))],
     KnowledgeRegularizedClassifier: [
         KnowledgeRegularizedClassifier(_lazy_source(), lam=0.01, **_TRAINING),
         KnowledgeRegularizedClassifier(
@@ -103,6 +115,13 @@ _FLOAT32_BATCH_SHAPES = (
     "tolerance. Predictions agree to float32 precision."
 )
 
+_UNTOUCHED_SOURCE_LEARNS_NOTHING = (
+    "The untouched source is the zero-shot reference: fit trains nothing, by "
+    "design, so it cannot reach the training score this check demands of a "
+    "model fitted to y. test_source_model.py checks that it predicts exactly "
+    "what the source network predicts."
+)
+
 # Each entry: check name -> why a reviewer should accept the failure.
 EXPECTED_FAILED_CHECKS = {
     PretrainedFeatureTransformer: {
@@ -125,6 +144,18 @@ EXPECTED_FAILED_CHECKS = {
     KnowledgeRegularizedRegressor: {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    SourceModelClassifier: {
+        "check_classifiers_train": _UNTOUCHED_SOURCE_LEARNS_NOTHING,
+    },
+    SourceModelRegressor: {
+        "check_regressors_train": _UNTOUCHED_SOURCE_LEARNS_NOTHING,
+        "check_regressor_multioutput": (
+            "The source network has a fixed number of outputs (one here), and "
+            "the untouched source can only predict that many target columns; "
+            "a target of another width is refused with a ValueError naming "
+            "both widths (test_source_model.py)."
+        ),
     },
     DistilledClassifier: {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,

@@ -205,7 +205,9 @@ def test_chance_agreement_is_what_independent_predictions_would_reach():
     y = rng.integers(0, 4, size=400)
     independent = rng.integers(0, 4, size=400)
 
-    agrees, description = classification_evidence(_one_hot_scores(independent, 4), y, 4)
+    agrees, _, description = classification_evidence(
+        _one_hot_scores(independent, 4), y, 4
+    )
 
     assert not agrees
     assert "chance 25%" in description
@@ -216,9 +218,10 @@ def test_agreement_far_above_chance_is_evidence():
     y = rng.integers(0, 4, size=40)
     predicted = np.where(rng.random(40) < 0.6, y, rng.integers(0, 4, size=40))
 
-    agrees, _ = classification_evidence(_one_hot_scores(predicted, 4), y, 4)
+    agrees, weak, _ = classification_evidence(_one_hot_scores(predicted, 4), y, 4)
 
     assert agrees
+    assert not weak
 
 
 def test_a_significant_but_slight_agreement_is_not_enough():
@@ -228,9 +231,12 @@ def test_a_significant_but_slight_agreement_is_not_enough():
     y = rng.integers(0, 5, size=20_000)
     predicted = np.where(rng.random(20_000) < 0.05, y, rng.integers(0, 5, size=20_000))
 
-    agrees, description = classification_evidence(_one_hot_scores(predicted, 5), y, 5)
+    agrees, weak, description = classification_evidence(
+        _one_hot_scores(predicted, 5), y, 5
+    )
 
     assert not agrees
+    assert weak
     kappa = float(description.split("kappa ")[1].split(",")[0])
     assert 0 < kappa < MIN_KAPPA
 
@@ -238,7 +244,7 @@ def test_a_significant_but_slight_agreement_is_not_enough():
 def test_a_constant_prediction_is_no_evidence():
     y = np.array([0, 1] * 20)
 
-    agrees, _ = classification_evidence(_one_hot_scores(np.zeros(40, int), 2), y, 2)
+    agrees, _, _ = classification_evidence(_one_hot_scores(np.zeros(40, int), 2), y, 2)
 
     assert not agrees
 
