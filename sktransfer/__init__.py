@@ -1,6 +1,7 @@
 """Transfer learning as scikit-learn estimators."""
 
 from . import datasets, knowledge, model_selection, sources
+from ._auto import AutoTransferClassifier, AutoTransferRegressor
 from ._distillation import DistilledClassifier
 from ._engine import TrainingDivergedError
 from ._feature_transfer import PretrainedFeatureTransformer
@@ -15,6 +16,8 @@ from ._persistence import load_fitted, save_fitted
 from ._source_model import SourceModelClassifier, SourceModelRegressor
 
 __all__ = [
+    "AutoTransferClassifier",
+    "AutoTransferRegressor",
     "DistilledClassifier",
     "FineTunedClassifier",
     "FineTunedRegressor",

@@ -1,12 +1,29 @@
 """Behaviour shared by every sktransfer estimator."""
 
+import contextlib
 import copy
 import io
 
 import torch
 from torch import nn
 
-__all__ = ["SourceModuleMixin"]
+__all__ = ["SourceModuleMixin", "rolled_back_on_failure"]
+
+
+@contextlib.contextmanager
+def rolled_back_on_failure(estimator):
+    """Restore the estimator's attributes when the block fails or is interrupted.
+
+    A fit that fails leaves the estimator as it was (unfitted, or fitted
+    before), never half-updated.
+    """
+    state_before = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(state_before)
+        raise
 
 
 class _ModuleBytes:

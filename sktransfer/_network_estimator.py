@@ -23,7 +23,7 @@ from sklearn.utils.validation import (
 )
 from torch import nn
 
-from ._base import SourceModuleMixin
+from ._base import SourceModuleMixin, rolled_back_on_failure
 from ._engine import (
     BodyHeadModule,
     InMemoryDataset,
@@ -56,6 +56,9 @@ __all__ = [
     "BaseNetworkEstimator",
     "ClassifierTargetsMixin",
     "RegressorTargetsMixin",
+    "check_numeric_targets",
+    "check_training_weights",
+    "encode_class_labels",
     "logits_head",
     "new_head",
 ]
@@ -81,6 +84,13 @@ TRAINING_CONSTRAINTS = {
 }
 
 
+# body_lr_ratio="auto" when the source head is reused: the source already
+# solves the target's task, so its body should move little. A new head (a new
+# label space) needs the body to adapt, at the full rate. Chosen by the sweep
+# of benchmarks/sweep_defaults.py (see docs/benchmarks.rst).
+REUSED_HEAD_BODY_LR_RATIO = 0.1
+
+
 class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
     """Fit ``head(body(x))`` built from the source network, through the engine.
 
@@ -93,7 +103,10 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         "head": [StrOptions({"auto", "reuse", "new"})],
         "freeze": [str, list, tuple, None],
         "unfreeze_at": [Interval(Integral, 1, None, closed="left"), None],
-        "body_lr_ratio": [Interval(Real, 0, None, closed="left")],
+        "body_lr_ratio": [
+            Interval(Real, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "reinitialize": ["boolean"],
         "head_init": [StrOptions({"linear_probe", "random"})],
         "interpolation": [Interval(Real, 0, 1, closed="both")],
@@ -141,12 +154,17 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                 f"unfreeze_at={self.unfreeze_at} needs something to unfreeze; "
                 "set freeze as well (e.g. freeze='body')."
             )
-        lr_groups = (
-            [(["body"], self.lr * self.body_lr_ratio)]
-            if self.body_lr_ratio != 1
-            else []
-        )
+        body_lr_ratio = self._body_lr_ratio()
+        lr_groups = [(["body"], self.lr * body_lr_ratio)] if body_lr_ratio != 1 else []
         return _check_prefixes(module, self.freeze), self.unfreeze_at, lr_groups
+
+    def _body_lr_ratio(self):
+        """``body_lr_ratio``, with ``"auto"`` decided by the head choice."""
+        if self.body_lr_ratio != "auto":
+            return self.body_lr_ratio
+        if self.head_choice_ == "reuse" and not self.reinitialize:
+            return REUSED_HEAD_BODY_LR_RATIO
+        return 1.0
 
     def _engine_options(self, train_data, penalty):
         """Extra keyword arguments of :func:`build_net` (default: none)."""
@@ -173,19 +191,11 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         return self._fit_guarded(X, y, sample_weight)
 
     def _fit_guarded(self, X, y, sample_weight, **fit_data):
-        # A fit that fails or is interrupted leaves the estimator as it was
-        # (unfitted, or fitted before), never half-updated.
-        state_before = dict(self.__dict__)
         try:
-            return self._fit(X, y, sample_weight, **fit_data)
+            with rolled_back_on_failure(self):
+                return self._fit(X, y, sample_weight, **fit_data)
         except TrainingInterrupted as exc:
-            self.__dict__.clear()
-            self.__dict__.update(state_before)
             raise KeyboardInterrupt from exc.__cause__
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(state_before)
-            raise
         finally:
             self._drop_fit_scratch()
 
@@ -314,13 +324,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         )
         check_input_fits_source(X, source_network)
         check_input_values(X, source_network)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
-        if (sample_weight < 0).any():
-            # A negative weight rewards a large loss: training would diverge.
-            raise ValueError(
-                f"sample_weight holds negative values (the smallest is "
-                f"{sample_weight.min().item():g}); weights must be >= 0."
-            )
+        sample_weight = check_training_weights(sample_weight, X)
         y_encoded = self._encode_targets(y)
         input_dtype = torch.long if integer_input else network_dtype(source_network)
         return (
@@ -597,24 +601,8 @@ class ClassifierTargetsMixin:
         pass
 
     def _encode_targets(self, y):
-        try:
-            check_classification_targets(y)
-            self.classes_, y_encoded = np.unique(y, return_inverse=True)
-        except TypeError as exc:
-            kinds = sorted({type(label).__name__ for label in y})
-            if len(kinds) < 2:
-                raise
-            raise TypeError(
-                f"y mixes labels of types {kinds}, which cannot be ordered; "
-                "labels must be all strings or all numbers (e.g. "
-                "y.astype(str))."
-            ) from exc
-        if self.classes_.shape[0] < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes; "
-                f"y holds only one class: {self.classes_[0].item()!r}."
-            )
-        return y_encoded.astype(np.int64)
+        self.classes_, y_encoded = encode_class_labels(self, y)
+        return y_encoded
 
     def _n_outputs(self):
         return self.classes_.shape[0]
@@ -671,17 +659,7 @@ class RegressorTargetsMixin:
         return {"multi_output": True, "y_numeric": True}
 
     def _check_targets(self, y):
-        # validate_data would only say "could not convert string to float".
-        labels = np.asarray(y)
-        if labels.dtype.kind in "OSU":
-            try:
-                labels.astype(np.float64)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"{type(self).__name__} needs numeric targets, but y holds "
-                    f"non-numeric values: {exc}. For class labels, use a "
-                    "classifier."
-                ) from exc
+        check_numeric_targets(self, y)
 
     def _encode_targets(self, y):
         self._y_ndim = y.ndim
@@ -715,6 +693,54 @@ class RegressorTargetsMixin:
         """
         outputs = self._predict_outputs(X).astype(np.float64)
         return outputs.ravel() if self._y_ndim == 1 else outputs
+
+
+def encode_class_labels(estimator, y):
+    """``(classes, codes)`` of class labels of any one type; clear refusals."""
+    try:
+        check_classification_targets(y)
+        classes, y_encoded = np.unique(y, return_inverse=True)
+    except TypeError as exc:
+        kinds = sorted({type(label).__name__ for label in y})
+        if len(kinds) < 2:
+            raise
+        raise TypeError(
+            f"y mixes labels of types {kinds}, which cannot be ordered; "
+            "labels must be all strings or all numbers (e.g. y.astype(str))."
+        ) from exc
+    if classes.shape[0] < 2:
+        raise ValueError(
+            f"{type(estimator).__name__} needs samples of at least 2 classes; "
+            f"y holds only one class: {classes[0].item()!r}."
+        )
+    return classes, y_encoded.astype(np.int64)
+
+
+def check_numeric_targets(estimator, y):
+    """Refuse non-numeric regression targets, naming the remedy."""
+    # validate_data would only say "could not convert string to float".
+    labels = np.asarray(y)
+    if labels.dtype.kind in "OSU":
+        try:
+            labels.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{type(estimator).__name__} needs numeric targets, but y holds "
+                f"non-numeric values: {exc}. For class labels, use a "
+                "classifier."
+            ) from exc
+
+
+def check_training_weights(sample_weight, X):
+    """Validated float32 weights of the training loss (None: all ones)."""
+    sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
+    if (sample_weight < 0).any():
+        # A negative weight rewards a large loss: training would diverge.
+        raise ValueError(
+            f"sample_weight holds negative values (the smallest is "
+            f"{sample_weight.min().item():g}); weights must be >= 0."
+        )
+    return sample_weight
 
 
 class _TrainingRows:

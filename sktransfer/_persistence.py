@@ -225,9 +225,18 @@ def load_fitted(directory, source_module, **params):
 
 
 def _check_supported(estimator_class):
+    from ._auto import _AutoTransfer
     from ._feature_transfer import PretrainedFeatureTransformer
     from ._network_estimator import BaseNetworkEstimator
 
+    if issubclass(estimator_class, _AutoTransfer):
+        raise TypeError(
+            f"save_fitted does not support {estimator_class.__name__}: the "
+            "model it chose, best_estimator_, can be any scikit-learn model. "
+            "Save best_estimator_ instead: with save_fitted when it is an "
+            "sktransfer estimator, otherwise with a format for scikit-learn "
+            "models (e.g. skops)."
+        )
     if not issubclass(
         estimator_class, (BaseNetworkEstimator, PretrainedFeatureTransformer)
     ):

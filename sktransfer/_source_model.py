@@ -63,7 +63,9 @@ class _SourceModel(BaseNetworkEstimator):
         """
         return self._fit_guarded(X, y, sample_weight)
 
-    def _fit(self, X, y, sample_weight):
+    def _fit(self, X, y, sample_weight, frozen_outputs=None):
+        # frozen_outputs: the source's outputs on X, when the caller has them
+        # (AutoTransfer* refitting this model): the check below reads them.
         source_network, X, y_encoded, _, input_dtype = self._validate_fit_input(
             X, y, sample_weight
         )
@@ -82,13 +84,23 @@ class _SourceModel(BaseNetworkEstimator):
         self.n_iter_ = 0
         self._input_dtype = input_dtype
         self._sample_shape = X.shape[1:]
-        outputs = net.predict_outputs(X, input_dtype)
+        if frozen_outputs is None:
+            outputs = net.predict_outputs(X, input_dtype)
+        else:
+            outputs = frozen_outputs.outputs
+            if self._head_rows is not None:
+                outputs = outputs[:, self._head_rows]
         _, weak, description = self._head_evidence(outputs, y_encoded)
         if weak:
+            remedy = (
+                "check source_classes, or compare"
+                if self._task == "classification"
+                else "compare"
+            )
             warnings.warn(
                 f"{type(self).__name__}: {description}. The source's outputs "
-                "may not mean these targets; check source_classes, or compare "
-                "with a model trained on the target data.",
+                f"may not mean these targets; {remedy} with a model trained on "
+                "the target data.",
                 UserWarning,
                 stacklevel=3,
             )
@@ -129,6 +141,7 @@ class _SourceModel(BaseNetworkEstimator):
                 f"needs {n_outputs} ({self._output_description()}).{remedy}"
             )
         head = logits_head(head)
+        self._head_rows = rows
         if rows is not None:
             head = select_head_rows(head, rows, head_name)
         self.head_choice_ = "reuse"

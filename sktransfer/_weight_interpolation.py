@@ -21,8 +21,8 @@ def snapshot_weights(module):
     }
 
 
-def interpolate_weights(module, start, interpolation):
-    """Set ``θ ← (1 − interpolation) · θ_start + interpolation · θ``, in place.
+def interpolate_weights(module, start, interpolation, end=None):
+    """Set ``θ ← (1 − interpolation) · θ_start + interpolation · θ_end``, in place.
 
     Parameters
     ----------
@@ -34,8 +34,13 @@ def interpolate_weights(module, start, interpolation):
         integer buffers (batch counters) keep their fine-tuned values.
     interpolation : float in [0, 1]
         1 keeps the fine-tuned weights, 0 restores the starting ones.
+    end : dict of str to Tensor or None, default=None
+        :func:`snapshot_weights` of the fine-tuned network; None: the weights
+        ``module`` holds now. Given, the same fine-tuned network can be
+        interpolated again with other weights.
     """
     with torch.no_grad():
         for name, tensor in module.state_dict().items():
             if name in start:
-                tensor.copy_(torch.lerp(start[name], tensor, interpolation))
+                finished = tensor if end is None else end[name]
+                tensor.copy_(torch.lerp(start[name], finished, interpolation))

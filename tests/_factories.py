@@ -20,6 +20,8 @@ from sklearn.base import BaseEstimator, is_classifier, is_regressor
 
 import sktransfer
 from sktransfer import (
+    AutoTransferClassifier,
+    AutoTransferRegressor,
     DistilledClassifier,
     FineTunedClassifier,
     FineTunedRegressor,
@@ -29,6 +31,8 @@ from sktransfer import (
     KnowledgeRegularizedRegressor,
     PretrainedFeatureTransformer,
     SourceData,
+    SourceModelClassifier,
+    SourceModelRegressor,
     load_fitted,
 )
 
@@ -36,6 +40,13 @@ N_FEATURES = 4
 
 # Tiny nets, few epochs, full batches: hundreds of fits must stay fast.
 _FAST = {"max_epochs": 3, "lr": 0.01, "batch_size": 16, "random_state": 0}
+# A small portfolio on two splits: every candidate family that reads the
+# frozen source, one that trains it, and a baseline.
+_AUTO = {
+    "strategies": ["source", "linear", "features", "fine_tune"],
+    "cv": 2,
+    **_FAST,
+}
 
 # factory(source) -> an unfitted estimator that trains in well under a second.
 FACTORIES = {
@@ -59,6 +70,11 @@ FACTORIES = {
     JointTrainingClassifier: lambda source: JointTrainingClassifier(
         source, source_weight=0.5, **_FAST
     ),
+    SourceModelClassifier: lambda source: SourceModelClassifier(source, batch_size=16),
+    # Its y has one column per source output: see TARGETS.
+    SourceModelRegressor: lambda source: SourceModelRegressor(source, batch_size=16),
+    AutoTransferClassifier: lambda source: AutoTransferClassifier(source, **_AUTO),
+    AutoTransferRegressor: lambda source: AutoTransferRegressor(source, **_AUTO),
 }
 
 
@@ -105,6 +121,17 @@ def estimator_params(classes=None):
 def network_estimators():
     """Public estimators that train a network (those with ``module_``)."""
     return [cls for cls in public_estimators() if "random_state" in _params(cls)]
+
+
+# save_fitted writes sktransfer's own networks; AutoTransfer*'s choice can be
+# any scikit-learn model (a linear pipeline), which it cannot write without
+# pickling: it refuses them, naming what to save instead (test_persistence.py).
+SAVE_FITTED_UNSUPPORTED = {AutoTransferClassifier, AutoTransferRegressor}
+
+
+def saveable_estimators():
+    """Public estimators that save_fitted writes."""
+    return [cls for cls in public_estimators() if cls not in SAVE_FITTED_UNSUPPORTED]
 
 
 def _params(cls):
@@ -163,13 +190,33 @@ class EmbeddingSource(torch.nn.Module):
         return self.head(self.embedding(ids).mean(dim=1))
 
 
+def _three_columns(y):
+    """One target per output of the 3-output test sources."""
+    y = np.asarray(y)
+    return (
+        np.stack([y, -0.5 * y, 0.1 * y], axis=1)
+        if y.dtype.kind in "iuf"
+        else (np.stack([y, y, y], axis=1))
+    )
+
+
+# shape(y) -> the y an estimator fits: the untouched source predicts exactly
+# one column per output of the source, three for the test sources.
+TARGETS = {SourceModelRegressor: _three_columns}
+
+
+def targets(estimator, y):
+    """``y`` shaped for ``estimator`` (unchanged for almost every estimator)."""
+    return TARGETS.get(type(estimator), lambda y: y)(y)
+
+
 def data(estimator, n_samples=30, n_features=N_FEATURES, seed=0):
     """Float32 X and a y that suits the estimator (3 classes, or values)."""
     rng = np.random.RandomState(seed)
     X = rng.normal(size=(n_samples, n_features)).astype(np.float32)
     labels = np.arange(n_samples) % 3
     if kind(estimator) == "regressor":
-        return X, X[:, 0] - 0.5 * X[:, 1] + 0.1 * labels
+        return X, targets(estimator, X[:, 0] - 0.5 * X[:, 1] + 0.1 * labels)
     return X, labels
 
 

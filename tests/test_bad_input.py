@@ -26,11 +26,17 @@ from _factories import (
     outputs,
     predict_or_transform,
     public_estimators,
+    targets,
     unchanged,
 )
 from sklearn.exceptions import NotFittedError
 
-from sktransfer import DistilledClassifier, JointTrainingClassifier
+from sktransfer import (
+    DistilledClassifier,
+    JointTrainingClassifier,
+    SourceModelClassifier,
+    SourceModelRegressor,
+)
 
 ESTIMATORS = estimator_params()
 
@@ -163,7 +169,20 @@ def _3d_X(estimator):
     return X.reshape(-1, 2, N_FEATURES), y
 
 
-@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+# The untouched source predicts with its own head, which gives one row of
+# outputs per position of such X: it refuses it, naming the shape.
+_PREDICTS_WITH_SOURCE_OUTPUTS = {
+    SourceModelClassifier: r"gives outputs of shape \(2, 3\) per sample",
+    SourceModelRegressor: r"gives outputs of shape \(2, 3\) per sample",
+}
+
+
+@pytest.mark.parametrize(
+    "estimator_class",
+    estimator_params(
+        [c for c in public_estimators() if c not in _PREDICTS_WITH_SOURCE_OUTPUTS]
+    ),
+)
 def test_3d_X_through_a_linear_network_gives_one_output_per_sample(estimator_class):
     # A Linear layer acts on the last axis: (n, 2, 4) gives (n, 2, 8) features,
     # which a new head must flatten; the source head (one output per position)
@@ -192,6 +211,19 @@ def test_3d_X_is_refused_where_the_sources_outputs_per_position_would_be_fitted(
     estimator = make(estimator_class, source)
     X, y = _3d_X(estimator)
     _, message = _FITS_SOURCE_OUTPUTS[estimator_class]
+    with unchanged(X=X, y=y, source=source), pytest.raises(ValueError, match=message):
+        fit(estimator, X, y)
+    assert not hasattr(estimator, "n_features_in_")
+
+
+@pytest.mark.parametrize(
+    "estimator_class", estimator_params(list(_PREDICTS_WITH_SOURCE_OUTPUTS))
+)
+def test_3d_X_is_refused_where_the_source_predicts_per_position(estimator_class):
+    source = mlp_source()
+    estimator = make(estimator_class, source)
+    X, y = _3d_X(estimator)
+    message = _PREDICTS_WITH_SOURCE_OUTPUTS[estimator_class]
     with unchanged(X=X, y=y, source=source), pytest.raises(ValueError, match=message):
         fit(estimator, X, y)
     assert not hasattr(estimator, "n_features_in_")
@@ -352,7 +384,7 @@ def test_y_of_the_wrong_length_names_both_lengths(estimator_class):
 def test_a_single_class_is_refused_by_classifiers_only(estimator_class):
     estimator = make(estimator_class)
     X, _ = data(estimator)
-    y = np.full(X.shape[0], 7)
+    y = targets(estimator, np.full(X.shape[0], 7))
     if kind(estimator) == "classifier":
         with pytest.raises(
             ValueError, match=r"at least 2 classes; y holds only one class: 7"
@@ -367,7 +399,7 @@ def test_a_single_class_is_refused_by_classifiers_only(estimator_class):
 def test_continuous_y_is_refused_by_classifiers_only(estimator_class):
     estimator = make(estimator_class)
     X, _ = data(estimator)
-    y = np.linspace(0, 1, X.shape[0])
+    y = targets(estimator, np.linspace(0, 1, X.shape[0]))
     if kind(estimator) == "classifier":
         with pytest.raises(ValueError, match="Unknown label type: continuous"):
             fit(estimator, X, y)
@@ -393,6 +425,8 @@ def test_labels_of_any_type_round_trip_through_predict(estimator_class, labels):
     X, _ = data(estimator)
     codes = np.arange(X.shape[0]) % 3
     y = _LABELS[labels](codes)
+    if kind(estimator) == "regressor":
+        y = targets(estimator, y)
     numeric = labels == "sparse ints"
     with unchanged(X=X, y=y):
         if kind(estimator) == "regressor" and not numeric:

@@ -102,7 +102,9 @@ def test_alpha_zero_equals_training_the_student_on_the_labels_and_never_runs_sou
     student = _student()
     distilled = DistilledClassifier(CountingTeacher(), student, alpha=0, **FAST)
     distilled.fit(X_IRIS, Y_IRIS)
-    plain = FineTunedClassifier(student, head="reuse", **FAST).fit(X_IRIS, Y_IRIS)
+    plain = FineTunedClassifier(student, head="reuse", body_lr_ratio=1.0, **FAST).fit(
+        X_IRIS, Y_IRIS
+    )
 
     np.testing.assert_array_equal(
         distilled.predict_proba(X_IRIS), plain.predict_proba(X_IRIS)

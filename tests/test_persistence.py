@@ -21,6 +21,7 @@ from _factories import (
     mlp_source,
     network_estimators,
     outputs,
+    saveable_estimators,
 )
 from sklearn.exceptions import NotFittedError
 
@@ -37,6 +38,10 @@ from sktransfer import (
 )
 
 ESTIMATORS = estimator_params()
+SAVEABLE = estimator_params(saveable_estimators())
+SAVEABLE_NETWORKS = estimator_params(
+    [cls for cls in network_estimators() if cls in saveable_estimators()]
+)
 
 
 def _fitted(estimator_class, source=None):
@@ -66,7 +71,21 @@ def test_joblib_round_trip_computes_identical_outputs(estimator_class, tmp_path)
 # --- save_fitted / load_fitted ----------------------------------------------------
 
 
-@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+@pytest.mark.parametrize(
+    "estimator_class",
+    estimator_params(
+        [sktransfer.AutoTransferClassifier, sktransfer.AutoTransferRegressor]
+    ),
+)
+def test_auto_transfer_is_not_saved_and_names_what_to_save(estimator_class, tmp_path):
+    estimator, _ = _fitted(estimator_class)
+
+    with pytest.raises(TypeError, match="best_estimator_"):
+        save_fitted(estimator, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("estimator_class", SAVEABLE)
 def test_saved_estimator_loads_and_computes_bit_identical_outputs(
     estimator_class, tmp_path
 ):
@@ -94,11 +113,11 @@ def test_saved_estimator_loads_and_computes_bit_identical_outputs(
     if hasattr(estimator, "classes_"):
         np.testing.assert_array_equal(loaded.classes_, estimator.classes_)
         np.testing.assert_array_equal(loaded.predict(X), estimator.predict(X))
-    if hasattr(estimator, "history_"):
+    if getattr(estimator, "n_iter_", 0):
         assert loaded.history_[:, "train_loss"] == estimator.history_[:, "train_loss"]
 
 
-@pytest.mark.parametrize("estimator_class", estimator_params(network_estimators()))
+@pytest.mark.parametrize("estimator_class", SAVEABLE_NETWORKS)
 def test_loaded_estimator_refits_like_a_fresh_one(estimator_class, tmp_path):
     estimator, X = _fitted(estimator_class)
     save_fitted(estimator, tmp_path)
@@ -108,7 +127,7 @@ def test_loaded_estimator_refits_like_a_fresh_one(estimator_class, tmp_path):
     np.testing.assert_array_equal(outputs(refit, X), outputs(estimator, X))
 
 
-@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+@pytest.mark.parametrize("estimator_class", SAVEABLE)
 def test_loaded_outputs_come_from_the_saved_weights_not_the_networks_passed(
     estimator_class, tmp_path
 ):
@@ -125,7 +144,7 @@ def test_loaded_outputs_come_from_the_saved_weights_not_the_networks_passed(
     np.testing.assert_array_equal(outputs(loaded, X), outputs(estimator, X))
 
 
-@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+@pytest.mark.parametrize("estimator_class", SAVEABLE)
 def test_a_loaded_estimator_saves_the_same_files_again(estimator_class, tmp_path):
     # Nothing that load_fitted sets up beyond the saved state (e.g. what
     # rebuilding the network needs) leaks into the fitted attributes.

@@ -13,6 +13,7 @@ __all__ = [
     "StrategyComparison",
     "compare_strategies",
     "corrected_paired_ttest",
+    "summarize_scores",
 ]
 
 
@@ -282,6 +283,30 @@ def compare_strategies(
 
     n_train = np.mean([len(train) for train, _ in splits])
     n_test = np.mean([len(test) for _, test in splits])
+    return summarize_scores(scores, baseline_name, metrics, n_train, n_test, alpha)
+
+
+def summarize_scores(scores, baseline, metrics, n_train, n_test, alpha=0.05, warn=True):
+    """A :class:`StrategyComparison` of per-fold scores on shared splits.
+
+    Warns (when ``warn``) with :class:`NegativeTransferWarning` for every
+    strategy significantly worse than ``baseline`` on ``metrics[0]``.
+
+    Parameters
+    ----------
+    scores : dict of str to dict of str to ndarray
+        Per strategy, per metric and ``"fit_time"``, one value per split;
+        the splits are the same for every strategy.
+    baseline : str
+        One of the strategies.
+    metrics : list of str
+    n_train, n_test : float
+        Mean sizes of a training and a test split (for the corrected test).
+    alpha : float, default=0.05
+    warn : bool, default=True
+    """
+    baseline_name = baseline
+    named = list(scores)
     summary = []
     negative_transfer = []
     for name in named:
@@ -312,7 +337,7 @@ def compare_strategies(
                 and p_value < alpha
             ):
                 negative_transfer.append(name)
-    for name in negative_transfer:
+    for name in negative_transfer if warn else []:
         row = next(r for r in summary if r["strategy"] == name)
         warnings.warn(
             f"Negative transfer: {name!r} scores {row['mean']:.3f} on "
@@ -320,7 +345,7 @@ def compare_strategies(
             f"{baseline_name!r} (corrected paired t-test p={row['p_value']:.3g}). "
             "The source knowledge hurts on this task as configured.",
             NegativeTransferWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return StrategyComparison(
         scores, summary, baseline_name, metrics, negative_transfer, alpha

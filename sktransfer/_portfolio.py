@@ -1,0 +1,260 @@
+"""The strategies AutoTransfer* cross-validates, and how one split is scored.
+
+Each candidate is a way to solve the target task: the untouched source, a
+linear model on the frozen source features, fine-tuning (LP-FT) and its
+weight-space ensemble with the source (WiSE-FT), L2-SP over a grid of λ, and
+the non-transfer baselines (a linear model on the inputs, the network from
+scratch). Candidates that read the frozen source (the untouched source, the
+features) use the outputs computed once per fit; candidates that share a
+training run (fine-tuning and its WiSE-FT interpolations) share it.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    TransformerMixin,
+    clone,
+)
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ._weight_interpolation import interpolate_weights, snapshot_weights
+
+__all__ = [
+    "FAMILIES",
+    "CachedRows",
+    "Candidate",
+    "Run",
+    "evaluate_run",
+    "flatten_samples",
+    "linear_model",
+]
+
+# Strategy families, safest first: within noise of the best candidate, the
+# choice goes to the earliest. The untouched source trains nothing; linear
+# models on fixed inputs or features have few parameters; WiSE-FT stays
+# between the source and fine-tuning, L2-SP (large λ first) ties the weights
+# to the source; fine-tuning and training from scratch move every weight.
+FAMILIES = (
+    "source",
+    "linear",
+    "features",
+    "wise_ft",
+    "l2sp",
+    "fine_tune",
+    "scratch",
+)
+# The families that do not use the source network's knowledge.
+BASELINE_FAMILIES = ("linear", "scratch")
+
+
+@dataclass
+class Candidate:
+    """One strategy of the portfolio.
+
+    Attributes
+    ----------
+    family : str
+        One of :data:`FAMILIES`.
+    params : dict
+        What distinguishes it within its family (``lam``, ``interpolation``).
+    safety : tuple
+        Sort key: smaller is safer (see :data:`FAMILIES`).
+    """
+
+    family: str
+    params: dict = field(default_factory=dict)
+    safety: tuple = ()
+
+    @property
+    def name(self):
+        if not self.params:
+            return self.family
+        shown = ", ".join(f"{key}={value:g}" for key, value in self.params.items())
+        return f"{self.family}({shown})"
+
+    @property
+    def transfers(self):
+        return self.family not in BASELINE_FAMILIES
+
+
+@dataclass
+class Run:
+    """One fit per split, scored as one or more candidates.
+
+    Attributes
+    ----------
+    kind : {"source", "features", "linear", "network"}
+    candidates : list of Candidate
+        For ``"network"``: the first is the fitted network itself, the others
+        its WiSE-FT interpolations (``params["interpolation"]``).
+    estimator : estimator or None
+        The unfitted network estimator (``"network"``), or the linear model.
+    columns : list of int or None
+        For ``"source"``: the source outputs of ``classes_``, in order.
+    """
+
+    kind: str
+    candidates: list
+    estimator: object = None
+    columns: list | None = None
+
+
+def flatten_samples(X):
+    """``X`` as one row per sample (n-D samples flattened)."""
+    return X.reshape(X.shape[0], -1)
+
+
+def linear_model(classification):
+    """The linear model of the baselines and of the feature candidate."""
+    if classification:
+        return LogisticRegression(max_iter=1000)
+    return RidgeCV(alphas=np.logspace(-3, 3, 13))
+
+
+class CachedRows(TransformerMixin, BaseEstimator):
+    """Rows of a fixed array, selected by the row numbers passed as X.
+
+    Lets scikit-learn models fit and score on precomputed features (the
+    frozen source's) through the usual ``fit(X, y)`` and
+    ``scorer(estimator, X, y)``: X holds one row number per sample, in a
+    column.
+    """
+
+    def __init__(self, rows=None):
+        self.rows = rows
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return self.rows[np.asarray(X).reshape(-1)]
+
+
+class _CachedScores(BaseEstimator):
+    """A fitted model whose scores on every row are known in advance.
+
+    X holds row numbers (see :class:`CachedRows`); the scores are the frozen
+    source's outputs on those rows.
+    """
+
+    def __init__(self, scores, classes=None, one_dimensional=False):
+        self.scores = scores
+        self.classes = classes
+        self.one_dimensional = one_dimensional
+
+    def _rows(self, X):
+        return self.scores[np.asarray(X).reshape(-1)]
+
+
+class _CachedClassifier(ClassifierMixin, _CachedScores):
+    @property
+    def classes_(self):
+        return self.classes
+
+    def predict_proba(self, X):
+        scores = self._rows(X).astype(np.float64)
+        scores -= scores.max(axis=1, keepdims=True)
+        probabilities = np.exp(scores)
+        return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes[self._rows(X).argmax(axis=1)]
+
+
+class _CachedRegressor(RegressorMixin, _CachedScores):
+    def predict(self, X):
+        outputs = self._rows(X).astype(np.float64)
+        return outputs.ravel() if self.one_dimensional else outputs
+
+
+def cached_source_model(outputs, columns, classes, one_dimensional):
+    """The untouched source as a fitted model over row numbers."""
+    scores = outputs if columns is None else outputs[:, columns]
+    if classes is not None:
+        return _CachedClassifier(scores, classes)
+    return _CachedRegressor(scores, one_dimensional=one_dimensional)
+
+
+def evaluate_run(run, data, train, test, scorer):
+    """Fit ``run`` on the rows ``train`` and score its candidates on ``test``.
+
+    Parameters
+    ----------
+    run : Run
+    data : _FitData
+        Everything the fit saw: X, encoded and raw targets, weights, the
+        frozen source's outputs, the target classes.
+    train, test : ndarray of int
+    scorer : callable
+        ``scorer(estimator, X, y)``.
+
+    Returns
+    -------
+    results : list of (score, fit_time, error)
+        One per candidate of the run; a failed fit gives ``(nan, nan,
+        message)``.
+    """
+    start = time.perf_counter()
+    try:
+        if run.kind == "source":
+            model = cached_source_model(
+                data.frozen.outputs, run.columns, data.classes, data.y.ndim == 1
+            )
+            return [(scorer(model, data.rows[test], data.y[test]), 0.0, None)]
+        if run.kind == "features":
+            model = Pipeline(
+                [
+                    ("features", CachedRows(data.features)),
+                    ("scale", StandardScaler()),
+                    ("model", clone(run.estimator)),
+                ]
+            )
+            model.fit(
+                data.rows[train],
+                data.y[train],
+                model__sample_weight=data.sample_weight[train],
+            )
+            fit_time = time.perf_counter() - start
+            return [(scorer(model, data.rows[test], data.y[test]), fit_time, None)]
+        if run.kind == "linear":
+            model = clone(run.estimator).fit(
+                data.X[train],
+                data.y[train],
+                model__sample_weight=data.sample_weight[train],
+            )
+            fit_time = time.perf_counter() - start
+            return [(scorer(model, data.X[test], data.y[test]), fit_time, None)]
+        return _evaluate_network(run, data, train, test, scorer, start)
+    except Exception as exc:  # reported per candidate, as GridSearchCV does
+        message = f"{type(exc).__name__}: {exc}"
+        return [(np.nan, np.nan, message) for _ in run.candidates]
+
+
+def _evaluate_network(run, data, train, test, scorer, start):
+    interpolations = [c.params["interpolation"] for c in run.candidates[1:]]
+    estimator = clone(run.estimator)
+    estimator._fit_guarded(
+        data.X[train],
+        data.y[train],
+        data.sample_weight[train],
+        frozen_outputs=data.frozen.take(train),
+        keep_start_weights=bool(interpolations),
+    )
+    fit_time = time.perf_counter() - start
+    X_test, y_test = data.X[test], data.y[test]
+    results = [(scorer(estimator, X_test, y_test), fit_time, None)]
+    if interpolations:
+        module = estimator.module_
+        start_weights = estimator.__dict__.pop("_start_weights")
+        fine_tuned = snapshot_weights(module)
+        for interpolation in interpolations:
+            interpolate_weights(module, start_weights, interpolation, end=fine_tuned)
+            results.append((scorer(estimator, X_test, y_test), fit_time, None))
+    return results

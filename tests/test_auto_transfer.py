@@ -1,0 +1,286 @@
+"""AutoTransferClassifier / AutoTransferRegressor: the choice and its bookkeeping."""
+
+import copy
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_iris, make_regression
+from sklearn.exceptions import FitFailedWarning
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from torch import nn
+
+from sktransfer import (
+    AutoTransferClassifier,
+    AutoTransferRegressor,
+    FineTunedClassifier,
+)
+from sktransfer._portfolio import FAMILIES
+from sktransfer.datasets import load_digits_transfer, pretrain_source_network
+from sktransfer.model_selection import NegativeTransferWarning, StrategyComparison
+
+X_IRIS, Y_IRIS = load_iris(return_X_y=True)
+X_IRIS = ((X_IRIS - X_IRIS.mean(0)) / X_IRIS.std(0)).astype(np.float32)
+QUICK = {"max_epochs": 5, "lams": (0.1,), "cv": 3, "random_state": 0}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
+
+
+@pytest.fixture(scope="module")
+def iris_source():
+    """A network that knows iris well: output i means class i."""
+    torch.manual_seed(0)
+    return (
+        FineTunedClassifier(
+            nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3)),
+            head="reuse",
+            reinitialize=True,
+            max_epochs=60,
+            lr=0.01,
+            random_state=0,
+        )
+        .fit(X_IRIS, Y_IRIS)
+        .module_.eval()
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(iris_source):
+    subset = np.r_[0:10, 50:60, 100:110]
+    return AutoTransferClassifier(iris_source, **QUICK).fit(
+        X_IRIS[subset], Y_IRIS[subset]
+    )
+
+
+def test_every_family_is_a_candidate_when_the_source_means_the_classes(fitted):
+    families = {name.split("(")[0] for name in fitted.cv_results_["strategy"]}
+
+    assert families == set(FAMILIES)
+    assert fitted.head_choice_ == "reuse"
+
+
+def test_cv_results_hold_every_split_and_consistent_summaries(fitted):
+    results = fitted.cv_results_
+    n_candidates = len(results["strategy"])
+    splits = np.array(
+        [results[f"split{i}_test_score"] for i in range(fitted.n_splits_)]
+    )
+
+    assert fitted.n_splits_ == 3
+    assert splits.shape == (3, n_candidates)
+    np.testing.assert_allclose(results["mean_test_score"], splits.mean(axis=0))
+    np.testing.assert_allclose(results["std_test_score"], splits.std(axis=0))
+    best_mean = results["mean_test_score"].max()
+    assert (
+        results["rank_test_score"][results["mean_test_score"] == best_mean].min() == 1
+    )
+    assert results["strategy"][fitted.best_index_] == fitted.best_strategy_
+    assert fitted.best_score_ == results["mean_test_score"][fitted.best_index_]
+
+
+def test_the_choice_is_the_safest_candidate_within_one_standard_error(fitted):
+    results = fitted.cv_results_
+    splits = np.array(
+        [results[f"split{i}_test_score"] for i in range(fitted.n_splits_)]
+    ).T
+    best = int(np.argmax(results["mean_test_score"]))
+    n_train, n_test = 20, 10
+    within = []
+    for i in range(len(splits)):
+        difference = splits[best] - splits[i]
+        error = math.sqrt(difference.var(ddof=1) * (1 / 3 + n_test / n_train))
+        if difference.mean() <= error:
+            within.append(i)
+    families = [name.split("(")[0] for name in results["strategy"]]
+    safest = min(within, key=lambda i: FAMILIES.index(families[i]))
+
+    assert FAMILIES.index(families[fitted.best_index_]) == FAMILIES.index(
+        families[safest]
+    )
+
+
+def test_the_refitted_choice_predicts_and_the_comparison_is_kept(fitted):
+    assert fitted.predict(X_IRIS).shape == (150,)
+    assert fitted.predict_proba(X_IRIS).shape == (150, 3)
+    assert isinstance(fitted.comparison_, StrategyComparison)
+    assert fitted.best_strategy_ in fitted.comparison_.scores
+    assert fitted.score(X_IRIS, Y_IRIS) > 0.8
+
+
+def test_another_label_space_drops_the_untouched_source_and_the_head():
+    task = load_digits_transfer(n_target_per_class=6, random_state=0)
+    source = pretrain_source_network(task.X_source, task.y_source, max_epochs=10)
+
+    auto = AutoTransferClassifier(
+        source, strategies=["source", "features", "linear"], **QUICK
+    ).fit(task.X_target, task.y_target)
+
+    assert "source" not in auto.cv_results_["strategy"]
+    assert auto.head_choice_ == "new"
+    assert auto.head_choice_reason_.startswith("not reused")
+
+
+def test_source_classes_make_the_untouched_source_a_candidate(iris_source):
+    labels = np.array(["setosa", "versicolor", "virginica"])
+
+    auto = AutoTransferClassifier(
+        iris_source,
+        source_classes=labels,
+        strategies=["source", "linear"],
+        **QUICK,
+    ).fit(X_IRIS, labels[Y_IRIS])
+
+    assert "source" in auto.cv_results_["strategy"]
+    assert set(auto.predict(X_IRIS[:5])) <= set(labels)
+
+
+def test_transfer_that_hurts_warns_and_falls_back_to_a_baseline():
+    # A source whose body outputs nothing but zeros: its features carry no
+    # information and fine-tuning cannot move dead ReLU units.
+    source = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        source[0].weight.zero_()
+        source[0].bias.fill_(-1.0)
+
+    with pytest.warns(NegativeTransferWarning, match="Negative transfer"):
+        auto = AutoTransferClassifier(
+            source, strategies=["features", "fine_tune", "linear"], **QUICK
+        ).fit(X_IRIS, Y_IRIS)
+
+    assert auto.best_strategy_ == "linear"
+
+
+def test_the_frozen_source_runs_once_over_the_training_rows():
+    passes = []
+
+    class CountingLayer(nn.Module):
+        def forward(self, inputs):
+            if torch.is_inference_mode_enabled():
+                passes.append(inputs.shape[0])
+            return inputs
+
+    torch.manual_seed(0)
+    source = nn.Sequential(CountingLayer(), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+    AutoTransferClassifier(
+        source, strategies=["features", "fine_tune", "wise_ft"], **QUICK
+    ).fit(X_IRIS, Y_IRIS)
+
+    # Every other inference pass is a prediction on a test fold (50 rows).
+    assert passes.count(150) == 1
+
+
+def test_the_users_source_is_bit_identical_after_fit(iris_source):
+    before = copy.deepcopy(iris_source.state_dict())
+
+    AutoTransferClassifier(iris_source, **QUICK).fit(X_IRIS, Y_IRIS)
+
+    for name, tensor in iris_source.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
+def test_parallel_fits_choose_and_score_exactly_as_sequential_ones(iris_source):
+    settings = {**QUICK, "strategies": ["linear", "fine_tune", "l2sp"]}
+    sequential = AutoTransferClassifier(iris_source, **settings).fit(X_IRIS, Y_IRIS)
+    parallel = AutoTransferClassifier(iris_source, n_jobs=2, **settings).fit(
+        X_IRIS, Y_IRIS
+    )
+
+    np.testing.assert_allclose(
+        parallel.cv_results_["mean_test_score"],
+        sequential.cv_results_["mean_test_score"],
+    )
+    assert parallel.best_strategy_ == sequential.best_strategy_
+
+
+def test_it_is_an_ordinary_estimator_clone_pickle_pipeline_cross_validation(
+    iris_source,
+):
+    auto = AutoTransferClassifier(iris_source, strategies=["source", "linear"], **QUICK)
+
+    scores = cross_val_score(
+        make_pipeline(FunctionTransformer(), clone(auto)),
+        X_IRIS,
+        Y_IRIS,
+        cv=StratifiedKFold(3, shuffle=True, random_state=0),
+    )
+    restored = pickle.loads(pickle.dumps(auto.fit(X_IRIS, Y_IRIS)))
+
+    assert scores.mean() > 0.8
+    np.testing.assert_array_equal(restored.predict(X_IRIS), auto.predict(X_IRIS))
+
+
+def test_verbose_prints_the_comparison_and_the_choice(iris_source, capsys):
+    AutoTransferClassifier(
+        iris_source, strategies=["source", "linear"], verbose=1, **QUICK
+    ).fit(X_IRIS, Y_IRIS)
+
+    printed = capsys.readouterr().out
+    assert "2 candidates, 3 splits, 6 fits" in printed
+    assert "linear (baseline)" in printed
+    assert "chose " in printed
+
+
+def test_unknown_strategies_are_refused_listing_the_known_ones(iris_source):
+    with pytest.raises(ValueError, match="scratch"):
+        AutoTransferClassifier(iris_source, strategies=["magic"]).fit(X_IRIS, Y_IRIS)
+
+
+def test_a_class_of_one_sample_cannot_be_cross_validated(iris_source):
+    y = Y_IRIS.copy()
+    y[0] = 7
+
+    with pytest.raises(ValueError, match="at least 2 samples of every class"):
+        AutoTransferClassifier(iris_source).fit(X_IRIS, y)
+
+
+def test_the_default_cv_repeats_small_folds_to_ten_splits(iris_source):
+    subset = np.r_[0:3, 50:53, 100:103]
+
+    auto = AutoTransferClassifier(
+        iris_source, strategies=["source", "linear"], random_state=0
+    ).fit(X_IRIS[subset], Y_IRIS[subset])
+
+    assert auto.n_splits_ == 12  # 3 folds (3 per class), repeated 4 times
+
+
+def test_a_candidate_that_fails_is_reported_and_never_chosen(iris_source):
+    with pytest.warns(FitFailedWarning, match="failed on some splits"):
+        auto = AutoTransferClassifier(
+            iris_source,
+            strategies=["source", "fine_tune"],
+            **{**QUICK, "lr": 1e30},
+        ).fit(X_IRIS, Y_IRIS)
+
+    assert auto.best_strategy_ == "source"
+
+
+# --- regression --------------------------------------------------------------------
+
+
+def test_the_regressor_keeps_a_source_that_already_predicts_y():
+    X, y = make_regression(n_samples=80, n_features=4, noise=0.0, random_state=0)
+    X = X.astype(np.float32)
+    torch.manual_seed(0)
+    source = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    with torch.no_grad():
+        y = source(torch.as_tensor(X)).numpy().ravel()
+
+    auto = AutoTransferRegressor(
+        source, strategies=["source", "linear", "fine_tune"], **QUICK
+    ).fit(X, y)
+
+    assert auto.best_strategy_ == "source"
+    assert auto.score(X, y) == pytest.approx(1.0)
+    assert auto.predict(X).shape == (80,)
