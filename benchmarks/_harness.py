@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from _contenders import BASELINE, SOURCE, UNTOUCHED_SOURCE
 from joblib import Parallel, delayed
+from sklearn.base import clone
 from sklearn.metrics import accuracy_score, r2_score
 from threadpoolctl import ThreadpoolController
 
@@ -155,7 +156,8 @@ def _run_job(job, task, estimator, max_test):
                 fit_seconds = 0.0
                 predicted = _untouched_predictions(task, X_test)
             else:
-                estimator.fit(X_train, y_train)
+                # A fresh copy: the job list keeps only unfitted estimators.
+                estimator = clone(estimator).fit(X_train, y_train)
                 fit_seconds = time.perf_counter() - start
                 predicted = estimator.predict(X_test)
             record.update(
