@@ -92,7 +92,7 @@ class Contender:
     is_default: bool = False
 
 
-def network(classifier, regressor, *, when=None, **params):
+def network(classifier, regressor, *, when=None, with_source_classes=False, **params):
     """Factory of a network estimator built on the task's source.
 
     Parameters
@@ -101,6 +101,10 @@ def network(classifier, regressor, *, when=None, **params):
         Used for classification and regression tasks; None: not applicable.
     when : callable or None
         ``when(task)`` -> bool: the contender applies to the task.
+    with_source_classes : bool
+        Also pass ``source_classes=task.source_classes`` (classification
+        tasks whose source outputs are labelled), as a user who knows them
+        would.
     **params
         Constructor parameters; ``random_state`` is the seed.
     """
@@ -109,7 +113,10 @@ def network(classifier, regressor, *, when=None, **params):
         estimator_class = classifier if task.kind == "classification" else regressor
         if estimator_class is None or (when is not None and not when(task)):
             return None
-        return estimator_class(task.source, random_state=seed, **params)
+        task_params = {}
+        if with_source_classes and task.kind == "classification":
+            task_params["source_classes"] = task.source_classes
+        return estimator_class(task.source, random_state=seed, **task_params, **params)
 
     return make
 

@@ -139,6 +139,18 @@ def test_expand_grid_names_one_contender_per_combination():
     )
 
 
+def test_network_factory_passes_source_classes_only_when_asked_and_known():
+    labelled = network(*FINE_TUNED, with_source_classes=True)
+    assert list(labelled(iris_task(), 0).source_classes) == [
+        "setosa",
+        "versicolor",
+        "virginica",
+    ]
+    assert network(*FINE_TUNED)(iris_task(), 0).source_classes is None
+    regressor = labelled(linear_regression_task(), 0)
+    assert "source_classes" not in regressor.get_params()
+
+
 def test_suite_scores_every_contender_and_the_untouched_source():
     tasks = [iris_task(), linear_regression_task()]
     result = run_suite(tasks, SMOKE_CONTENDERS, seeds=(0, 1), max_test=40)
