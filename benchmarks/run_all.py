@@ -11,8 +11,8 @@ ratio; this runner only starts them in turn (each in a fresh interpreter, so
 that one's memory or thread settings cannot affect the next), passes their
 output through, and exits non-zero if any of them failed. Without ``--full``
 the slow ones run with lighter settings: fewer timing repeats for the
-knowledge and grid-search benchmarks, and the accuracy benchmark without its
-grid searches (``--only fine-tune combined features reference``).
+knowledge and grid-search benchmarks, and the accuracy suite with two seeds
+and one size per task (``--quick``).
 """
 
 import argparse
@@ -31,11 +31,7 @@ BENCHMARKS = [
     ("bench_transform.py", ["--threads", "1"], ["--threads", "1"]),
     ("bench_memory.py", [], []),
     ("bench_grid_search.py", ["--repeats", "2"], []),
-    (
-        "bench_accuracy.py",
-        ["--only", "fine-tune", "combined", "features", "reference"],
-        [],
-    ),
+    ("bench_accuracy.py", ["--quick"], []),
 ]
 
 
