@@ -2,8 +2,7 @@
 
 A :class:`Contender` has a name, a role (what the summary compares it as) and
 a factory ``make(task, seed)`` that returns an unfitted estimator for that
-task, None where the contender does not apply to the task, or
-:data:`UNTOUCHED_SOURCE` to be scored from the source network's own outputs.
+task, or None where the contender does not apply to the task.
 New contenders are one line each::
 
     Contender("fine-tune, lr 1e-4", TRANSFER, network(*FINE_TUNED, lr=1e-4))
@@ -23,11 +22,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from sktransfer import (
+    AutoTransferClassifier,
+    AutoTransferRegressor,
     FineTunedClassifier,
     FineTunedRegressor,
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
     PretrainedFeatureTransformer,
+    SourceModelClassifier,
+    SourceModelRegressor,
 )
 
 __all__ = [
@@ -37,7 +40,6 @@ __all__ = [
     "KNOWLEDGE_REGULARIZED",
     "SOURCE",
     "TRANSFER",
-    "UNTOUCHED_SOURCE",
     "Contender",
     "expand_grid",
     "features_then_linear",
@@ -51,18 +53,6 @@ TRANSFER = "transfer"
 BASELINE = "baseline"  # non-transfer: what a user would do without the source
 SOURCE = "source"  # the untouched source network
 
-
-class _UntouchedSourceMarker:
-    def __repr__(self):
-        return "UNTOUCHED_SOURCE"
-
-    def __reduce__(self):
-        # Unpickled in a joblib worker as the same object, so `is` still holds.
-        return "UNTOUCHED_SOURCE"
-
-
-UNTOUCHED_SOURCE = _UntouchedSourceMarker()
-"""Returned by a factory: score the source network's own outputs, no fit."""
 
 FINE_TUNED = (FineTunedClassifier, FineTunedRegressor)
 KNOWLEDGE_REGULARIZED = (KnowledgeRegularizedClassifier, KnowledgeRegularizedRegressor)
@@ -79,8 +69,8 @@ class Contender:
         ``"Auto"``) fills the summary's automatic-choice column.
     role : {"transfer", "baseline", "source"}
     make : callable
-        ``make(task, seed)`` -> unfitted estimator, None (not applicable to
-        this task) or :data:`UNTOUCHED_SOURCE`.
+        ``make(task, seed)`` -> unfitted estimator, or None (not applicable
+        to this task).
     is_default : bool
         The package's default settings: flagged when below the untouched
         source where label spaces match.
@@ -123,7 +113,11 @@ def network(classifier, regressor, *, when=None, with_source_classes=False, **pa
 
 def untouched_source(task, seed):
     """The source network as it is, where its outputs mean the target's labels."""
-    return UNTOUCHED_SOURCE if task.same_label_space else None
+    if not task.same_label_space:
+        return None
+    if task.kind == "classification":
+        return SourceModelClassifier(task.source, source_classes=task.source_classes)
+    return SourceModelRegressor(task.source)
 
 
 def flatten_samples(X):
@@ -224,4 +218,11 @@ DEFAULT_CONTENDERS = [
         network(*KNOWLEDGE_REGULARIZED, knowledge="l2sp", lam=1.0),
     ),
     Contender("features + linear", TRANSFER, features_then_linear),
+    Contender(
+        "Auto",
+        TRANSFER,
+        network(
+            AutoTransferClassifier, AutoTransferRegressor, with_source_classes=True
+        ),
+    ),
 ]

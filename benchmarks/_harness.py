@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from _contenders import BASELINE, SOURCE, UNTOUCHED_SOURCE
+from _contenders import BASELINE, SOURCE
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, r2_score
@@ -98,19 +98,6 @@ def _score(kind, y_true, y_pred):
     return float(r2_score(y_true, y_pred))
 
 
-def _untouched_predictions(task, X, batch_size=1024):
-    with torch.inference_mode():
-        outputs = np.concatenate(
-            [
-                task.source(torch.as_tensor(X[start : start + batch_size])).numpy()
-                for start in range(0, X.shape[0], batch_size)
-            ]
-        )
-    if task.kind == "regression":
-        return outputs.reshape(outputs.shape[0], -1).squeeze(1)
-    return task.source_classes[outputs.argmax(axis=1)]
-
-
 def _warm_up():
     """One tiny fit per process, before any fit is timed.
 
@@ -152,14 +139,10 @@ def _run_job(job, task, estimator, max_test):
         warnings.simplefilter("always")
         try:
             start = time.perf_counter()
-            if estimator is UNTOUCHED_SOURCE:
-                fit_seconds = 0.0
-                predicted = _untouched_predictions(task, X_test)
-            else:
-                # A fresh copy: the job list keeps only unfitted estimators.
-                estimator = clone(estimator).fit(X_train, y_train)
-                fit_seconds = time.perf_counter() - start
-                predicted = estimator.predict(X_test)
+            # A fresh copy: the job list keeps only unfitted estimators.
+            estimator = clone(estimator).fit(X_train, y_train)
+            fit_seconds = time.perf_counter() - start
+            predicted = estimator.predict(X_test)
             record.update(
                 score=_score(task.kind, y_test, predicted),
                 fit_seconds=fit_seconds,
