@@ -13,6 +13,7 @@ from ._network_estimator import (
     _output_width,
     logits_head,
 )
+from ._saved_attributes import one_of
 from ._strategy import (
     TRAINING_CONSTRAINTS,
     TRAINING_PARAMETERS,
@@ -215,6 +216,8 @@ class DistilledClassifier(
     >>> clf.predict(X[:3]).shape
     (3,)
     """
+
+    _saved_attributes = {"distilled_into_": one_of("head", "auxiliary")}
 
     _parameter_constraints = {
         **TRAINING_CONSTRAINTS,
