@@ -115,7 +115,8 @@ class TextTokenizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
         Returns
         -------
-        input_ids : ndarray of shape (n_texts, max_length_), dtype int64
+        input_ids : ndarray of shape (n_texts, n_tokens), dtype int64
+            ``n_tokens`` is ``max_length_``.
         """
         check_is_fitted(self)
         texts = check_texts(X)
