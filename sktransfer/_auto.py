@@ -32,6 +32,7 @@ from sklearn.utils.validation import (
 )
 
 from ._base import SourceModuleMixin, rolled_back_on_failure
+from ._dry_run import check_input_fits_network
 from ._engine import seeded
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
@@ -42,9 +43,7 @@ from ._knowledge_regularized import (
     KnowledgeRegularizedRegressor,
 )
 from ._network_estimator import (
-    _probe,
     check_numeric_targets,
-    check_training_weights,
     encode_class_labels,
     logits_head,
 )
@@ -58,10 +57,13 @@ from ._portfolio import (
 )
 from ._source import resolve_source, split_body_head
 from ._source_model import SourceModelClassifier, SourceModelRegressor
+from ._training_checks import check_device
 from ._validation import (
-    check_input_fits_source,
     check_input_values,
     check_no_text,
+    check_object_values,
+    check_representable,
+    check_sample_weight,
     network_dtype,
     positive_strides,
     reads_integers,
@@ -134,8 +136,10 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight):
         families = self._check_strategies()
+        check_device(self.device)
         network = resolve_source(self.source_module, self.source_weights)
         check_no_text(X, network)
+        check_object_values(X)
         integer_input = reads_integers(network)
         self._check_targets(y)
         X, y = validate_data(
@@ -147,9 +151,10 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             ensure_all_finite=True,
             **self._y_validation_params(),
         )
-        check_input_fits_source(X, network)
-        check_input_values(X, network)
-        sample_weight = check_training_weights(sample_weight, X)
+        check_input_values(
+            X, network, feature_names=getattr(self, "feature_names_in_", None)
+        )
+        sample_weight = check_sample_weight(sample_weight, X)
         y_encoded = self._encode_targets(y)
         input_dtype = torch.long if integer_input else network_dtype(network)
         # Every candidate sees the values the network reads: the linear
@@ -161,8 +166,11 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         cv_seed, network_seed = (int(s) for s in rng.randint(2**31 - 1, size=2))
 
         with seeded(network_seed, self.device):
-            # Lazy layers get their weights here, once, for every candidate.
-            _probe(network, torch.tensor(X[:1], dtype=input_dtype))
+            # A dry pass decides whether X fits the network; lazy layers get
+            # their weights here, once, for every candidate.
+            check_input_fits_network(
+                network, torch.tensor(X[:1], dtype=input_dtype), X_shape=X.shape
+            )
         frozen = _frozen_pass(network, X, input_dtype, self.device)
         source_columns, head, reason = self._source_head_decision(
             network, frozen, y_encoded
@@ -198,10 +206,10 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         )
         self.strategy_choice_reason_ = reason
         self._warn_negative_transfer(candidates, scores, chosen, n_train, n_test)
-        for name, message in errors.items():
+        for name, error in errors.items():
             warnings.warn(
                 f"Candidate {name!r} failed on some splits and was not chosen: "
-                f"{message}",
+                f"{type(error).__name__}: {error}",
                 FitFailedWarning,
                 stacklevel=3,
             )
@@ -352,11 +360,18 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
                 fit_times[row, split] = fit_time
                 if error is not None:
                     errors.setdefault(candidates[row].name, error)
-        if np.isnan(scores).any(axis=1).all():
-            raise ValueError(
-                "Every candidate failed on some cross-validation split: "
-                + "; ".join(f"{name}: {message}" for name, message in errors.items())
-            )
+        failed = np.isnan(scores).any(axis=1)
+        networks = [
+            i
+            for i, candidate in enumerate(candidates)
+            if candidate.family in ("fine_tune", "wise_ft", "l2sp", "scratch")
+        ]
+        if failed.all() or (networks and failed[networks].all()):
+            # Every network failing is a problem of the settings, the data or
+            # the network, not of a strategy: say it as the network said it,
+            # rather than fall back to a linear model without a word.
+            first = candidates[networks[0] if networks else 0].name
+            raise errors.get(first, next(iter(errors.values())))
         return scores, fit_times, errors
 
     def _refit(self, run, candidate, data, network, X, y, sample_weight):
@@ -465,6 +480,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         # as its "features".
         if ndim >= 2 and ndim != len(self._sample_shape) + 1:
             raise ValueError(f"X has samples of shape {X.shape[1:]}, but {fitted_on}.")
+        check_object_values(X)
         X = validate_data(
             self,
             X,
@@ -475,6 +491,12 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         )
         if X.shape[1:] != self._sample_shape:
             raise ValueError(f"X has samples of shape {X.shape[1:]}, but {fitted_on}.")
+        if not integer_input:
+            check_representable(
+                X,
+                self._input_dtype,
+                feature_names=getattr(self, "feature_names_in_", None),
+            )
         return self._as_network_input(X, self._input_dtype)
 
     def predict(self, X):

@@ -13,6 +13,7 @@ from ._network_estimator import (
     _output_width,
     logits_head,
 )
+from ._saved_attributes import one_of
 from ._strategy import (
     TRAINING_CONSTRAINTS,
     TRAINING_PARAMETERS,
@@ -216,6 +217,8 @@ class DistilledClassifier(
     (3,)
     """
 
+    _saved_attributes = {"distilled_into_": one_of("head", "auxiliary")}
+
     _parameter_constraints = {
         **TRAINING_CONSTRAINTS,
         "student_module": "no_validation",
@@ -319,6 +322,7 @@ class DistilledClassifier(
         else:
             head = new_head(features, n_classes, network_dtype(body))
             self.head_choice_ = "new"
+        self.head_choice_reason_ = f"head={self.head!r} was asked for"
         if self.distilled_into_ == "auxiliary":
             auxiliary_head = new_head(
                 features, source_outputs.shape[1], network_dtype(body)

@@ -8,7 +8,6 @@ nothing about which transfer strategy is used.
 
 import contextlib
 import itertools
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -17,6 +16,8 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, Freezer, Unfreezer
 from skorch.helper import predefined_split
 from torch import nn
+
+from ._divergence import DivergenceCheck, LossMonitor, TrainingDivergedError
 
 __all__ = [
     "BodyHeadModule",
@@ -32,10 +33,6 @@ __all__ = [
     "prefix_patterns",
     "seeded",
 ]
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite."""
 
 
 class TrainingInterrupted(BaseException):
@@ -292,6 +289,19 @@ class TransferNet(NeuralNet):
         self._plain_step = not isinstance(
             self.optimizer_, torch.optim.LBFGS
         ) and not self._listeners("on_grad_computed")
+        # Divergence detection (see _divergence): the inputs are only read to
+        # describe their scale if training diverges; DivergenceCheck drops
+        # the monitor at the end of training, so the net keeps no reference.
+        self._loss_monitor = LossMonitor(
+            self.lr,
+            self.optimizer,
+            inputs=X.X if isinstance(X, InMemoryDataset) else None,
+            penalty_weight=(
+                None
+                if self.penalty is None
+                else getattr(self.penalty, "weight_name", "lam")
+            ),
+        )
 
     def train_step(self, batch, **fit_params):
         # skorch wraps every step in a closure, for optimizers that evaluate
@@ -341,6 +351,7 @@ class TransferNet(NeuralNet):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_listener_cache", None)
+        state.pop("_loss_monitor", None)
         return state
 
     def initialize_optimizer(self, *args, **kwargs):
@@ -383,19 +394,9 @@ class TransferNet(NeuralNet):
                 self.module_, inputs, features, outputs, targets.index
             )
         # One float read per step (skorch reads it again to log it); cheaper
-        # than a torch.isfinite tensor and its conversion to bool.
-        if not math.isfinite(loss.item()):
-            remedy = (
-                f"Lower the learning rate (lr={self.lr}) or scale the inputs to "
-                "the range the source network was trained on"
-            )
-            if self.penalty is not None:
-                weight_name = getattr(self.penalty, "weight_name", "lam")
-                remedy += f", or lower the penalty's weight {weight_name}"
-            raise TrainingDivergedError(
-                f"Training diverged in epoch {len(self.history)}: the loss became "
-                f"{loss.item()}. {remedy}."
-            )
+        # than a torch.isfinite tensor and its conversion to bool. Raises
+        # TrainingDivergedError on a non-finite or exploding loss.
+        self._loss_monitor.check(loss.item(), len(self.history))
         loss.backward()
         return {"loss": loss, "y_pred": outputs}
 
@@ -512,6 +513,9 @@ def build_net(
                 ),
             )
         )
+    # Last: it checks the network that training leaves (after early stopping
+    # restored the best weights).
+    callbacks.append(("divergence_check", DivergenceCheck()))
     optimizer_params = {
         f"optimizer__{key}": value for key, value in (optimizer_kwargs or {}).items()
     }

@@ -11,16 +11,20 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import SourceModuleMixin
+from ._dry_run import check_input_fits_network
 from ._layer_output import LayerOutput
+from ._saved_attributes import FEATURE_NAMES, SHAPE, TEXT, count, optional
 from ._source import resolve_source
+from ._training_checks import check_device
 from ._validation import (
-    check_input_fits_source,
+    check_finite_outputs,
     check_input_values,
     check_no_text,
+    check_object_values,
     materialize_lazy_layers,
     network_dtype,
     reads_integers,
@@ -121,12 +125,22 @@ class PretrainedFeatureTransformer(
     (5, 8)
     """
 
+    # The fitted attributes save_fitted keeps, and their kinds (see
+    # _saved_attributes); text fits set no shape, width or column names.
+    _saved_attributes = {
+        "feature_layer_": TEXT,
+        "input_shape_": optional(SHAPE),
+        "n_features_in_": optional(count(1)),
+        "feature_names_in_": FEATURE_NAMES,
+        "_n_features_out": count(1),
+    }
+
     _parameter_constraints = {
         "source_module": "no_validation",
         "source_weights": [str, os.PathLike, None],
         "feature_layer": [str, None],
         "pooling": [StrOptions({"auto", "flatten", "avg", "max", "cls"})],
-        "batch_size": [Integral],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
     }
 
@@ -164,12 +178,12 @@ class PretrainedFeatureTransformer(
         -------
         self : object
         """
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {self.batch_size}.")
+        check_device(self.device)
         network = resolve_source(self.source_module, self.source_weights)
         if isinstance(network, TextEncoder):
             return self._fit_text(X, network)
         check_no_text(X, network)
+        check_object_values(X)
         if self.pooling == "cls":
             raise ValueError(
                 "pooling='cls' keeps the first token of a text model's output, "
@@ -184,16 +198,31 @@ class PretrainedFeatureTransformer(
             allow_nd=True,
             ensure_all_finite=True,
         )
-        check_input_fits_source(X, network)
-        check_input_values(X, network)
-        materialize_lazy_layers(network, X[:1])
+        check_input_values(
+            X, network, feature_names=getattr(self, "feature_names_in_", None)
+        )
+        # A dry pass decides whether X fits the network (up to the feature
+        # layer: the rest is never run).
+        input_dtype = torch.long if integer_input else network_dtype(network)
+        sample = to_batch_tensor(X[:1], input_dtype, "cpu")
+        check_input_fits_network(
+            network,
+            sample,
+            X_shape=X.shape,
+            run=lambda _: materialize_lazy_layers(network, X[:1]),
+        )
         network.requires_grad_(False)
         self.module_ = network.to(self.device).eval()
         self._extractor = LayerOutput(self.module_, self.feature_layer)
         self.feature_layer_ = self._extractor.layer_name
         self.input_shape_ = X.shape[1:]
         with self._extractor.hooked() as run:
-            probe = self._forward(run, X[:1], self._input_dtype())
+            probe = check_input_fits_network(
+                self.module_,
+                sample.to(self.device),
+                X_shape=X.shape,
+                run=lambda s: _pool(run(s), self.pooling),
+            )
         self._n_features_out = probe.shape[1]
         return self
 
@@ -214,6 +243,7 @@ class PretrainedFeatureTransformer(
         if isinstance(self.module_, TextEncoder):
             return self._transform_text(X)
         check_no_text(X, self.module_)
+        check_object_values(X)
         # Before validate_data, whose message would count the channels of
         # an image as its "features" (1-D X gets its "Reshape your data").
         ndim = getattr(X, "ndim", 0)
@@ -231,7 +261,9 @@ class PretrainedFeatureTransformer(
             allow_nd=True,
             ensure_all_finite=True,
         )
-        check_input_values(X, self.module_)
+        check_input_values(
+            X, self.module_, feature_names=getattr(self, "feature_names_in_", None)
+        )
         if X.ndim != len(self.input_shape_) + 1 or (
             self.pooling in ("auto", "flatten") and X.shape[1:] != self.input_shape_
         ):
@@ -246,11 +278,13 @@ class PretrainedFeatureTransformer(
         )
         features_view = torch.from_numpy(features)
         input_dtype = self._input_dtype()
+        # Never NaN or infinite features, silently.
+        finite = check_finite_outputs(X)
         with self._extractor.hooked() as run:
             for start in range(0, X.shape[0], self.batch_size):
                 stop = start + self.batch_size
-                features_view[start:stop] = self._forward(
-                    run, X[start:stop], input_dtype
+                features_view[start:stop] = finite(
+                    self._forward(run, X[start:stop], input_dtype)
                 )
         return features
 

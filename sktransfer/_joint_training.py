@@ -8,7 +8,6 @@ from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils import check_array, column_or_1d
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight
 from torch.nn import functional
 
 from ._engine import (
@@ -19,6 +18,7 @@ from ._engine import (
 )
 from ._linear_probe import fit_linear_probe
 from ._network_estimator import ClassifierTargetsMixin, _output_width, logits_head
+from ._saved_attributes import count
 from ._strategy import (
     TRAINING_CONSTRAINTS,
     TRAINING_PARAMETERS,
@@ -27,7 +27,13 @@ from ._strategy import (
     probe_network,
     split_network,
 )
-from ._validation import network_dtype
+from ._training_checks import check_batch_norm_batches
+from ._validation import (
+    check_object_values,
+    check_representable,
+    check_sample_weight,
+    network_dtype,
+)
 
 __all__ = ["JointTrainingClassifier", "SourceData"]
 
@@ -219,6 +225,8 @@ class JointTrainingClassifier(
     (3,)
     """
 
+    _saved_attributes = {"n_source_samples_": count(0)}
+
     _parameter_constraints = {
         **TRAINING_CONSTRAINTS,
         "source_weight": [Interval(Real, 0, None, closed="left")],
@@ -354,6 +362,13 @@ class JointTrainingClassifier(
             torch.tensor(y_source, device=device),
             torch.tensor(weight, device=device),
         )
+        check_batch_norm_batches(
+            module,
+            dataset.X[:1],
+            X_source.shape[0],
+            self.batch_size,
+            data="the source data",
+        )
         # Drawn from the seeded global generator: the source order is fixed
         # by random_state, and independent of the target batches' generator.
         seed = int(torch.randint(np.iinfo(np.int32).max, (1,)).item())
@@ -366,6 +381,7 @@ class JointTrainingClassifier(
 
     def _validate_source_data(self, source_data, X_target):
         integer_input = not X_target.is_floating_point()
+        check_object_values(source_data.X, name="SourceData's X")
         X_source = check_array(
             source_data.X,
             dtype=None if integer_input else "numeric",
@@ -373,6 +389,8 @@ class JointTrainingClassifier(
             ensure_all_finite=True,
             input_name="X_source",
         )
+        if not integer_input:
+            check_representable(X_source, X_target.dtype, name="SourceData's X")
         if X_source.shape[1:] != tuple(X_target.shape[1:]):
             raise ValueError(
                 f"The source data's X has samples of shape {X_source.shape[1:]}, "
@@ -386,8 +404,8 @@ class JointTrainingClassifier(
                 f"{y_source.shape[0]}."
             )
         check_classification_targets(y_source)
-        weight = _check_sample_weight(
-            source_data.sample_weight, X_source, dtype=np.float32
+        weight = check_sample_weight(
+            source_data.sample_weight, X_source, name="SourceData's sample_weight"
         )
         return X_source, self._encode_source_labels(y_source), weight
 

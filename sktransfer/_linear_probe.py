@@ -67,11 +67,15 @@ def fit_linear_probe(head, features, y, sample_weight, task):
     Returns
     -------
     fitted : bool
-        False when the rows hold a single class, which no probe can separate;
-        the head then keeps its initial weights.
+        False when the rows hold a single class, which no probe can separate,
+        or when the features are not finite (inputs that overflow the source
+        network: training then stops on its first batch, naming them); the
+        head then keeps its initial weights.
     """
     linear = probe_layer(head)
     features = np.asarray(features, dtype=np.float64).reshape(features.shape[0], -1)
+    if not np.isfinite(features).all():
+        return False
     mean, scale = _center_and_scale(features, sample_weight)
     standardized = (features - mean) / scale
     if task == "classification":

@@ -16,14 +16,11 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from ._base import SourceModuleMixin, rolled_back_on_failure
+from ._dry_run import check_input_fits_network
 from ._engine import (
     BodyHeadModule,
     InMemoryDataset,
@@ -39,12 +36,30 @@ from ._head_choice import (
     regression_evidence,
 )
 from ._linear_probe import fit_linear_probe
+from ._saved_attributes import (
+    FEATURE_NAMES,
+    LABELS,
+    SHAPE,
+    TEXT,
+    TORCH_DTYPE,
+    count,
+    one_of,
+)
 from ._source import resolve_source, split_body_head
 from ._source_classes import select_head_rows
+from ._training_checks import (
+    check_batch_norm_batches,
+    check_device,
+    check_something_trains,
+    check_validation_split,
+)
 from ._validation import (
-    check_input_fits_source,
+    check_finite_outputs,
     check_input_values,
     check_no_text,
+    check_object_values,
+    check_sample_weight,
+    check_token_width,
     network_dtype,
     positive_strides,
     reads_integers,
@@ -57,7 +72,6 @@ __all__ = [
     "ClassifierTargetsMixin",
     "RegressorTargetsMixin",
     "check_numeric_targets",
-    "check_training_weights",
     "encode_class_labels",
     "logits_head",
     "new_head",
@@ -97,6 +111,18 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
     Subclasses provide the target handling (a mixin below) and may add a
     penalty by overriding :meth:`_make_penalty`.
     """
+
+    # The fitted attributes save_fitted keeps, and their kinds (see
+    # _saved_attributes): one line per attribute, in the class that sets it.
+    _saved_attributes = {
+        "n_features_in_": count(1),
+        "feature_names_in_": FEATURE_NAMES,
+        "head_choice_": one_of("reuse", "new"),
+        "head_choice_reason_": TEXT,
+        "n_iter_": count(0),
+        "_input_dtype": TORCH_DTYPE,
+        "_sample_shape": SHAPE,
+    }
 
     _parameter_constraints = {
         **TRAINING_CONSTRAINTS,
@@ -233,10 +259,10 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         )
         seed = draw_seed(self.random_state)
         with seeded(seed, self.device):
-            # A first pass checks that X fits the whole network, and gives
+            # A dry pass decides whether X fits the whole network, and gives
             # lazy layers their (seeded) weights before anything is copied.
             probe = torch.tensor(X[:1], dtype=input_dtype)
-            _probe(source_network, probe.clone())
+            check_input_fits_network(source_network, probe.clone(), X_shape=X.shape)
             source_reference = self._source_reference(source_network)
             train_index, valid_index = self._split_validation(y_encoded, seed)
             training_rows = _TrainingRows(
@@ -253,6 +279,8 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             del training_rows
             # Before any training work: refuses a bad freeze schedule.
             schedule = self._freeze_schedule(module)
+            check_something_trains(module, getattr(self, "freeze", None), *schedule[:2])
+            check_batch_norm_batches(module, probe, len(train_index), self.batch_size)
             # One copy per fit, on the training device: batches are slices of
             # it, and the user's X is never shared with the network.
             X_all = torch.tensor(X, dtype=input_dtype, device=self.device)
@@ -307,10 +335,13 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         Returns ``(source_network, X, y_encoded, sample_weight, input_dtype)``:
         a private copy of the source, X as a numpy array, the encoded targets
         (``classes_`` or ``n_outputs_`` set), float32 weights, and the dtype
-        of the tensors the network reads.
+        of the tensors the network reads. Whether X fits the network is
+        decided afterwards, by a dry forward pass.
         """
+        check_device(self.device)
         source_network = resolve_source(self.source_module, self.source_weights)
         check_no_text(X, source_network)
+        check_object_values(X)
         integer_input = reads_integers(source_network)
         self._check_targets(y)
         X, y = validate_data(
@@ -322,18 +353,18 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             ensure_all_finite=True,
             **self._y_validation_params(),
         )
-        check_input_fits_source(X, source_network)
-        check_input_values(X, source_network)
-        sample_weight = check_training_weights(sample_weight, X)
-        y_encoded = self._encode_targets(y)
-        input_dtype = torch.long if integer_input else network_dtype(source_network)
-        return (
-            source_network,
-            positive_strides(X),
-            y_encoded,
-            sample_weight,
-            input_dtype,
+        check_input_values(
+            X, source_network, feature_names=getattr(self, "feature_names_in_", None)
         )
+        sample_weight = check_sample_weight(sample_weight, X)
+        y_encoded = self._encode_targets(y)
+        if getattr(self, "early_stopping", False):
+            stratified = self._stratify_validation(y_encoded)
+            n_classes = np.unique(y_encoded).shape[0] if stratified else None
+            check_validation_split(X.shape[0], self.validation_fraction, n_classes)
+        input_dtype = torch.long if integer_input else network_dtype(source_network)
+        X = positive_strides(X)
+        return source_network, X, y_encoded, sample_weight, input_dtype
 
     def _interpolation(self):
         """WiSE-FT's weight of the fine-tuned weights (1: keep them as they are)."""
@@ -547,6 +578,13 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
     def _predict_outputs(self, X, reduce=None):
         check_is_fitted(self)
         check_no_text(X, getattr(self.module_, "body", self.module_))
+        check_object_values(X)
+        check_token_width(
+            X,
+            getattr(self.module_, "body", None),
+            self.n_features_in_,
+            type(self).__name__,
+        )
         fitted_on = (
             f"{type(self).__name__} was fitted on samples of shape {self._sample_shape}"
         )
@@ -563,9 +601,13 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             allow_nd=True,
             ensure_all_finite=True,
         )
-        check_input_values(X, self.module_)
+        check_input_values(
+            X, self.module_, feature_names=getattr(self, "feature_names_in_", None)
+        )
         if X.ndim != len(self._sample_shape) + 1:
             raise ValueError(f"X has samples of shape {X.shape[1:]}, but {fitted_on}.")
+        # Never NaN probabilities or labels argmax'ed from NaN, silently.
+        reduce = check_finite_outputs(X, reduce, self.module_)
         try:
             return self.net_.predict_outputs(X, self._input_dtype, reduce)
         except (RuntimeError, ValueError, TypeError) as exc:
@@ -588,6 +630,7 @@ class ClassifierTargetsMixin:
     """Labels of any type → ``classes_`` and integer codes; softmax outputs."""
 
     _task = "classification"
+    _saved_attributes = {"classes_": LABELS}
 
     def _head_evidence(self, source_outputs, y_encoded):
         return classification_evidence(
@@ -651,6 +694,7 @@ class RegressorTargetsMixin:
     """Real-valued targets, one or several outputs; mean squared error."""
 
     _task = "regression"
+    _saved_attributes = {"n_outputs_": count(1), "_y_ndim": one_of(1, 2)}
 
     def _head_evidence(self, source_outputs, y_encoded):
         return regression_evidence(source_outputs, y_encoded)
@@ -729,18 +773,6 @@ def check_numeric_targets(estimator, y):
                 f"non-numeric values: {exc}. For class labels, use a "
                 "classifier."
             ) from exc
-
-
-def check_training_weights(sample_weight, X):
-    """Validated float32 weights of the training loss (None: all ones)."""
-    sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
-    if (sample_weight < 0).any():
-        # A negative weight rewards a large loss: training would diverge.
-        raise ValueError(
-            f"sample_weight holds negative values (the smallest is "
-            f"{sample_weight.min().item():g}); weights must be >= 0."
-        )
-    return sample_weight
 
 
 class _TrainingRows:

@@ -7,11 +7,16 @@ into code: the estimator's parameters and fitted attributes as JSON
 (``weights.safetensors``). The network's *architecture* is Python code, the
 user's; it is not saved, so :func:`load_fitted` takes the source network again
 and rebuilds the fitted network around it, exactly as ``fit`` did.
+
+What loading accepts is exact: every parameter passes the estimator's
+``_parameter_constraints``, every fitted attribute is one the class declares
+(``_saved_attributes``) and of its declared kind, and a digest over the JSON
+(which records the weights' SHA-256) detects any change to either file: a
+SHA-256 without a key (corruption, mixed-up files, careless edits), an
+HMAC-SHA256 with one (deliberate tampering by anyone without the key).
 """
 
-import hashlib
 import json
-import keyword
 import os
 import warnings
 from pathlib import Path
@@ -20,10 +25,14 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from ._integrity import check_key, digest, file_sha256, verify_digest
+from ._saved_attributes import check_saved_attributes, saved_attributes
+from ._training_checks import check_device
+
 __all__ = ["load_fitted", "save_fitted"]
 
 _FORMAT = "sktransfer.fitted"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _PARAMS_FILE = "params.json"
 _WEIGHTS_FILE = "weights.safetensors"
 # Rebuilt from the source network and the weights, not stored in the JSON.
@@ -34,16 +43,16 @@ class _NotSaveable(TypeError):
     pass
 
 
-def save_fitted(estimator, directory):
+def save_fitted(estimator, directory, *, key=None):
     """Save a fitted estimator as JSON and safetensors, without pickle.
 
     Writes two files into ``directory`` (created if needed):
 
-    - ``params.json``: the estimator's class, its parameters and its fitted
-      attributes (``classes_``, ``n_features_in_``, ``head_choice_``, the
-      training history, …);
-    - ``weights.safetensors``: the weights of the fitted network, with their
-      SHA-256 recorded in ``params.json``.
+    - ``params.json``: the estimator's class, its parameters, its declared
+      fitted attributes (``classes_``, ``n_features_in_``, ``head_choice_``,
+      …), the training history, the SHA-256 of the weights file, and a digest
+      of all of that: a SHA-256, or with ``key`` an HMAC-SHA256;
+    - ``weights.safetensors``: the weights of the fitted network.
 
     Neither file can run code when loaded, unlike a pickle. The source network
     (its Python class) is not saved: :func:`load_fitted` needs it again.
@@ -54,10 +63,22 @@ def save_fitted(estimator, directory):
     directory : str or os.PathLike
         Existing files named ``params.json`` / ``weights.safetensors`` in it
         are overwritten.
+    key : bytes or str, default=None
+        A secret key: the files are then authenticated with an HMAC-SHA256
+        that only a holder of the key can compute, and :func:`load_fitted`
+        refuses them unless given the same key. Without a key, the SHA-256
+        detects accidental changes only: whoever can write the directory can
+        recompute it.
 
     Returns
     -------
     directory : pathlib.Path
+
+    Raises
+    ------
+    TypeError
+        When the estimator holds a fitted attribute its class does not
+        declare (see ``_saved_attributes``), or is not an sktransfer estimator.
 
     Notes
     -----
@@ -89,11 +110,19 @@ def save_fitted(estimator, directory):
     >>> loaded = load_fitted(directory, source_module=make_source())
     >>> bool((loaded.predict_proba(X) == clf.predict_proba(X)).all())
     True
+
+    With a secret key, the files cannot be changed unnoticed by anyone who
+    lacks it:
+
+    >>> directory = save_fitted(clf, tempfile.mkdtemp(), key=b"secret key")
+    >>> loaded = load_fitted(directory, make_source(), key=b"secret key")
     """
     from safetensors.torch import save_model
 
     check_is_fitted(estimator)
     _check_supported(type(estimator))
+    key = check_key(key)
+    declared = saved_attributes(type(estimator))
     params = estimator.get_params(deep=False)
     saved_params, pass_again = {}, {}
     for name, value in params.items():
@@ -107,6 +136,12 @@ def save_fitted(estimator, directory):
     for name, value in vars(estimator).items():
         if name in params or name in _REBUILT:
             continue
+        if name not in declared:
+            raise TypeError(
+                f"Cannot save {type(estimator).__name__}: its fitted attribute "
+                f"{name!r} is not declared. Declare it, with its kind, in the "
+                "_saved_attributes of the class that sets it."
+            )
         try:
             attributes[name] = _encode(value)
         except _NotSaveable as exc:
@@ -130,13 +165,14 @@ def save_fitted(estimator, directory):
         "params_to_pass_again": pass_again,
         "fitted_attributes": attributes,
         "history": None if history is None else _encode_history(history),
-        "weights_sha256": _sha256(weights_path),
+        "weights_sha256": file_sha256(weights_path),
     }
+    document["digest"] = digest(document, key)
     (directory / _PARAMS_FILE).write_text(json.dumps(document, indent=1))
     return directory
 
 
-def load_fitted(directory, source_module, **params):
+def load_fitted(directory, source_module, *, key=None, **params):
     """Load an estimator saved by :func:`save_fitted`, without unpickling.
 
     The fitted network is rebuilt from ``source_module`` exactly as ``fit``
@@ -152,6 +188,10 @@ def load_fitted(directory, source_module, **params):
         The source network the estimator was fitted with (its architecture;
         its weights are replaced by the saved ones). ``source_weights`` files
         are not read.
+    key : bytes or str, default=None
+        The secret key the files were saved with. With a key, files without
+        a matching HMAC-SHA256 are refused, whatever else they hold; without
+        one, files saved with a key are refused (they cannot be verified).
     **params
         Parameters to set on the loaded estimator: those that could not be
         saved as JSON (``params.json`` lists them under
@@ -168,9 +208,12 @@ def load_fitted(directory, source_module, **params):
     Raises
     ------
     ValueError
-        When the files are not a saved estimator, were modified after saving
-        (the weights' checksum differs), or do not fit ``source_module``.
+        When the files are not a saved estimator, were changed after saving
+        (their digest differs), hold a parameter its constraints refuse or a
+        fitted attribute the class does not declare (or not of its kind), or
+        do not fit ``source_module``.
     """
+    key = check_key(key)
     directory = Path(directory)
     params_path, weights_path = directory / _PARAMS_FILE, directory / _WEIGHTS_FILE
     for path in (params_path, weights_path):
@@ -180,7 +223,15 @@ def load_fitted(directory, source_module, **params):
                 f"{_PARAMS_FILE} and {_WEIGHTS_FILE} that save_fitted writes."
             )
     document = _read_document(params_path)
+    verify_digest(document, key, params_path)
+    if file_sha256(weights_path) != document["weights_sha256"]:
+        raise ValueError(
+            f"{os.fspath(weights_path)!r} is not the file saved with "
+            f"{_PARAMS_FILE}: its SHA-256 differs from the one recorded there. "
+            "The file was modified or comes from another save."
+        )
     estimator_class = _estimator_class(document["estimator"])
+    _check_passed_again(document["params_to_pass_again"], estimator_class)
     missing = sorted(set(document["params_to_pass_again"]) - set(params))
     if missing:
         described = ", ".join(
@@ -202,18 +253,15 @@ def load_fitted(directory, source_module, **params):
             f"{os.fspath(params_path)!r} holds parameters that "
             f"{estimator_class.__name__} does not take: {exc}"
         ) from exc
+    # Every parameter, saved or passed again, through the constraints fit
+    # applies: a file cannot hold a value fit would refuse.
     estimator._validate_params()
-
-    if _sha256(weights_path) != document["weights_sha256"]:
-        raise ValueError(
-            f"{os.fspath(weights_path)!r} is not the file saved with "
-            f"{_PARAMS_FILE}: its SHA-256 differs from the one recorded there. "
-            "The file was modified or comes from another save."
-        )
-    for name, value in document["fitted_attributes"].items():
-        if not name.isidentifier() or keyword.iskeyword(name) or name[:2] == "__":
-            raise ValueError(f"{_PARAMS_FILE} names an invalid attribute {name!r}.")
-        setattr(estimator, name, _decode(value))
+    check_device(estimator.device)
+    attributes = {
+        name: _decode(value) for name, value in document["fitted_attributes"].items()
+    }
+    for name, value in check_saved_attributes(attributes, estimator_class).items():
+        setattr(estimator, name, value)
 
     from ._feature_transfer import PretrainedFeatureTransformer
 
@@ -283,7 +331,9 @@ def _read_document(path):
         "params": dict,
         "params_to_pass_again": dict,
         "fitted_attributes": dict,
+        "history": (list, type(None)),
         "weights_sha256": str,
+        "digest": dict,
     }
     for key, kind in expected.items():
         if not isinstance(document.get(key), kind):
@@ -291,7 +341,22 @@ def _read_document(path):
                 f"{os.fspath(path)!r} lacks a valid {key!r} entry; the file was "
                 "modified or is incomplete."
             )
+    if not all(isinstance(row, dict) for row in document["history"] or []):
+        raise ValueError(
+            f"{os.fspath(path)!r} holds a history that is not a list of epochs "
+            "(dicts); the file was modified."
+        )
     return document
+
+
+def _check_passed_again(passed_again, estimator_class):
+    names = estimator_class._get_param_names()
+    for name, type_name in passed_again.items():
+        if name not in names or not isinstance(type_name, str):
+            raise ValueError(
+                f"{_PARAMS_FILE} lists {name!r} among the parameters to pass "
+                f"again, which is no parameter of {estimator_class.__name__}."
+            )
 
 
 def _restore_network_estimator(estimator, weights_path, history):
@@ -398,12 +463,22 @@ def _encode(value):
 
 
 def _decode(value):
+    """The value ``_encode`` made JSON of; a ValueError for anything else."""
+    try:
+        return _decode_value(value)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise ValueError(
+            f"{_PARAMS_FILE} holds a value that cannot be decoded: {exc}"
+        ) from exc
+
+
+def _decode_value(value):
     if isinstance(value, list):
-        return [_decode(item) for item in value]
+        return [_decode_value(item) for item in value]
     if not isinstance(value, dict):
         return value
     if "__tuple__" in value:
-        return tuple(_decode(item) for item in value["__tuple__"])
+        return tuple(_decode_value(item) for item in value["__tuple__"])
     if "__ndarray__" in value:
         dtype = np.dtype(value["dtype"])
         if dtype.kind not in "biufUO":
@@ -418,7 +493,7 @@ def _decode(value):
         if not issubclass(optimizer, torch.optim.Optimizer):
             raise ValueError(f"{_PARAMS_FILE} names an unknown optimizer.")
         return optimizer
-    return {key: _decode(item) for key, item in value.items()}
+    return {key: _decode_value(item) for key, item in value.items()}
 
 
 def _torch_attribute(namespace, name, kind):
@@ -433,14 +508,6 @@ def _encode_history(history):
     return json.loads(
         json.dumps(list(history), default=lambda item: _encode(item)),
     )
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _version():

@@ -107,8 +107,12 @@ class Run:
 
 
 def flatten_samples(X):
-    """``X`` as one row per sample (n-D samples flattened)."""
-    return X.reshape(X.shape[0], -1)
+    """``X`` as one row per sample (n-D samples flattened), in float64.
+
+    The linear models compute in float64 whatever the network reads:
+    standardising inputs near float32's limit would overflow in float32.
+    """
+    return np.asarray(X).reshape(X.shape[0], -1).astype(np.float64)
 
 
 def linear_model(classification):
@@ -199,7 +203,7 @@ def evaluate_run(run, data, train, test, scorer):
     -------
     results : list of (score, fit_time, error)
         One per candidate of the run; a failed fit gives ``(nan, nan,
-        message)``.
+        exception)``.
     """
     start = time.perf_counter()
     try:
@@ -233,8 +237,7 @@ def evaluate_run(run, data, train, test, scorer):
             return [(scorer(model, data.X[test], data.y[test]), fit_time, None)]
         return _evaluate_network(run, data, train, test, scorer, start)
     except Exception as exc:  # reported per candidate, as GridSearchCV does
-        message = f"{type(exc).__name__}: {exc}"
-        return [(np.nan, np.nan, message) for _ in run.candidates]
+        return [(np.nan, np.nan, exc) for _ in run.candidates]
 
 
 def _evaluate_network(run, data, train, test, scorer, start):

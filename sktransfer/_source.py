@@ -119,24 +119,50 @@ def load_state_dict_file(path):
     state_dict : dict of str to torch.Tensor
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            f"source_weights {path!r} is a directory; pass the weights file in "
+            "it (a .safetensors file, or a torch state-dict file such as .pt)."
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"source_weights file {path!r} does not exist.")
+    save_as = (
+        "Save a plain state dict (torch.save(module.state_dict(), path)) or a "
+        ".safetensors file."
+    )
     if path.endswith(".safetensors"):
         try:
+            from safetensors import SafetensorError
             from safetensors.torch import load_file
         except ImportError as exc:
             raise ImportError(
                 "Loading a .safetensors file needs the 'safetensors' package: "
                 "pip install safetensors (or sktransfer[safetensors])."
             ) from exc
-        return load_file(path, device="cpu")
+        try:
+            return load_file(path, device="cpu")
+        except SafetensorError as exc:
+            raise ValueError(
+                f"{path!r} is not a valid .safetensors file (truncated, "
+                f"corrupted, or another format): {exc}. {save_as}"
+            ) from exc
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" in str(exc).lower():
+            raise ValueError(
+                f"Refused to load {path!r}: it needs to unpickle arbitrary Python "
+                f"objects, which could execute code. {save_as}"
+            ) from exc
         raise ValueError(
-            f"Refused to load {path!r}: it needs to unpickle arbitrary Python "
-            "objects, which could execute code. Save a plain state dict "
-            "(torch.save(module.state_dict(), path)) or a .safetensors file."
+            f"Refused to load {path!r}: torch's safe loader (weights_only=True) "
+            "cannot read it; it is corrupted, not a torch file, or needs to "
+            f"unpickle arbitrary Python objects, which could execute code. {save_as}"
+        ) from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(
+            f"{path!r} is not a readable torch file (truncated or corrupted?): "
+            f"{exc}. {save_as}"
         ) from exc
     if isinstance(loaded, Mapping) and "state_dict" in loaded:
         loaded = loaded["state_dict"]

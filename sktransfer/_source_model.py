@@ -8,6 +8,7 @@ import torch
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 
+from ._dry_run import check_input_fits_network
 from ._engine import BodyHeadModule, build_net, seeded
 from ._network_estimator import (
     BaseNetworkEstimator,
@@ -73,7 +74,7 @@ class _SourceModel(BaseNetworkEstimator):
         # so that every fit of the same source predicts the same.
         with seeded(0, self.device):
             probe = torch.tensor(X[:1], dtype=input_dtype)
-            _probe(source_network, probe.clone())
+            check_input_fits_network(source_network, probe.clone(), X_shape=X.shape)
             module = self._build_module(source_network, probe)
         module.to(self.device)
         net = self._new_net(module, seed=0)

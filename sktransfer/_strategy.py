@@ -7,6 +7,7 @@ the training settings, not the fine-tuning ones (head policy, freezing).
 
 from torch import nn
 
+from ._dry_run import check_input_fits_network
 from ._fine_tuning import _SHARED_PARAMETERS
 from ._network_estimator import (
     TRAINING_CONSTRAINTS,
@@ -15,7 +16,6 @@ from ._network_estimator import (
     new_head,
 )
 from ._source import resolve_source, split_body_head
-from ._validation import check_input_fits_source
 
 __all__ = [
     "TRAINING_CONSTRAINTS",
@@ -63,10 +63,7 @@ def resolve_other_network(network, name, probe):
         module = resolve_source(network)
     except (TypeError, ValueError) as exc:
         raise type(exc)(str(exc).replace("source_module", name)) from exc
-    try:
-        check_input_fits_source(probe.numpy(), module, name="X")
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("the source network", name)) from exc
+    check_input_fits_network(module, probe.clone(), network_name=name)
     return module
 
 

@@ -11,6 +11,7 @@ sets parameters that JSON cannot hold, one in ``LOAD_PARAMS``), and
 import contextlib
 import copy
 import inspect
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -254,10 +255,23 @@ def predict_or_transform(estimator, X):
 def _snapshot(obj):
     if isinstance(obj, torch.nn.Module):
         return {name: t.detach().clone() for name, t in obj.state_dict().items()}
+    if isinstance(obj, Path):
+        return _file_contents(obj)
     return copy.deepcopy(obj)
 
 
+def _file_contents(path):
+    """A file's bytes, or a directory's files and their bytes."""
+    if path.is_dir():
+        return {
+            p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()
+        }
+    return path.read_bytes() if path.exists() else None
+
+
 def _same(before, after):
+    if isinstance(after, Path):
+        return _file_contents(after) == before
     if isinstance(after, torch.nn.Module):
         state = after.state_dict()
         return state.keys() == before.keys() and all(
@@ -278,7 +292,11 @@ def _same(before, after):
 
 @contextlib.contextmanager
 def unchanged(**objects):
-    """Assert that nothing the user passed was modified, error or not."""
+    """Assert that nothing the user passed was modified, error or not.
+
+    Arrays, frames, networks (their tensors), files and directories (their
+    bytes, given as a ``pathlib.Path``) are compared with what they held.
+    """
     before = {name: _snapshot(obj) for name, obj in objects.items()}
     try:
         yield

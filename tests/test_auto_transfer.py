@@ -19,6 +19,7 @@ from sktransfer import (
     AutoTransferClassifier,
     AutoTransferRegressor,
     FineTunedClassifier,
+    TrainingDivergedError,
 )
 from sktransfer._portfolio import FAMILIES
 from sktransfer.datasets import load_digits_transfer, pretrain_source_network
@@ -256,14 +257,28 @@ def test_the_default_cv_repeats_small_folds_to_ten_splits(iris_source):
 
 
 def test_a_candidate_that_fails_is_reported_and_never_chosen(iris_source):
-    with pytest.warns(FitFailedWarning, match="failed on some splits"):
+    # L2-SP with an absurd lam diverges; plain fine-tuning does not.
+    with pytest.warns(FitFailedWarning, match=r"'l2sp\(lam=1e\+30\)' failed"):
         auto = AutoTransferClassifier(
             iris_source,
-            strategies=["source", "fine_tune"],
-            **{**QUICK, "lr": 1e30},
+            strategies=["source", "fine_tune", "l2sp"],
+            **{**QUICK, "lams": (1e30,)},
         ).fit(X_IRIS, Y_IRIS)
 
-    assert auto.best_strategy_ == "source"
+    assert auto.best_strategy_ != "l2sp(lam=1e+30)"
+    failed = auto.cv_results_["strategy"] == "l2sp(lam=1e+30)"
+    assert np.isnan(auto.cv_results_["mean_test_score"][failed]).all()
+
+
+def test_settings_that_break_every_network_are_an_error_not_a_fallback(
+    iris_source,
+):
+    with pytest.raises(TrainingDivergedError, match="learning rate is the likely"):
+        AutoTransferClassifier(
+            iris_source,
+            strategies=["source", "linear", "fine_tune", "scratch"],
+            **{**QUICK, "lr": 1e30},
+        ).fit(X_IRIS, Y_IRIS)
 
 
 # --- regression --------------------------------------------------------------------

@@ -5,6 +5,8 @@ estimator from them and the user's source network without unpickling
 anything. Estimators come from ``sktransfer.__all__`` (tests/_factories.py).
 """
 
+import hashlib
+import hmac
 import json
 import pickle
 
@@ -21,6 +23,7 @@ from _factories import (
     mlp_source,
     network_estimators,
     outputs,
+    public_estimators,
     saveable_estimators,
 )
 from sklearn.exceptions import NotFittedError
@@ -318,7 +321,7 @@ def test_parameters_json_cannot_hold_must_be_passed_again(tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X), estimator.predict_proba(X))
 
 
-# --- refused files ------------------------------------------------------------------
+# --- refused files: what the digest, the declarations and the constraints catch ---
 
 
 @pytest.fixture
@@ -328,68 +331,335 @@ def saved(tmp_path):
     return tmp_path
 
 
-def test_modified_weights_are_refused_by_their_checksum(saved):
-    weights = saved / "weights.safetensors"
+def _edit(directory, change, *, recompute_checksum=False):
+    """Change params.json; optionally recompute its SHA-256, as anyone can.
+
+    The SHA-256 covers the document without its ``digest`` entry, serialized
+    with sorted keys and no spaces (the Reliability page says so): whoever
+    can write the directory can recompute it. Only a key stops them.
+    """
+    path = directory / "params.json"
+    document = json.loads(path.read_text())
+    change(document)
+    if recompute_checksum:
+        content = {name: value for name, value in document.items() if name != "digest"}
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        document["digest"] = {"sha256": hashlib.sha256(canonical.encode()).hexdigest()}
+    path.write_text(json.dumps(document))
+
+
+def _set_attribute(name, value):
+    return lambda document: document["fitted_attributes"].update({name: value})
+
+
+def _flip_a_weight_byte(directory, *, recompute_checksums=False):
+    weights = directory / "weights.safetensors"
     content = bytearray(weights.read_bytes())
     content[-1] ^= 0xFF
     weights.write_bytes(bytes(content))
-    with pytest.raises(ValueError, match=r"SHA-256 differs .*modified"):
+    if recompute_checksums:
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+        _edit(
+            directory,
+            lambda document: document.update(weights_sha256=digest),
+            recompute_checksum=True,
+        )
+
+
+# Edits of params.json, each refused for its own reason even when the editor
+# recomputes the SHA-256 (the checksum alone refuses every one of them).
+_INVALID_EDITS = {
+    "foreign class": (lambda d: d.update(estimator="os.system"), "not one of sktr"),
+    "not a class": (lambda d: d.update(estimator="datasets"), "no estimator"),
+    "format": (lambda d: d.update(format="pickle"), "not written by sktransfer"),
+    "version": (lambda d: d.update(format_version=99), "format version 99"),
+    "invalid value": (lambda d: d["params"].update(lr=-1.0), "'lr' parameter"),
+    "batch_size=0": (lambda d: d["params"].update(batch_size=0), "'batch_size'"),
+    "unknown parameter": (
+        lambda d: d["params"].update(not_a_parameter=1),
+        "does not take",
+    ),
+    "optimizer name": (
+        lambda d: d["params"].update(optimizer={"__torch_optimizer__": "load"}),
+        "unknown torch object",
+    ),
+    "a method replaced": (
+        _set_attribute("predict_proba", "tampered"),
+        r"fitted attribute 'predict_proba', which FineTunedClassifier does not have",
+    ),
+    "dunder attribute": (
+        _set_attribute("__class__", 1),
+        r"fitted attribute '__class__', which FineTunedClassifier does not have",
+    ),
+    "a parameter as attribute": (
+        _set_attribute("lr", 1.0),
+        r"fitted attribute 'lr', which FineTunedClassifier does not have",
+    ),
+    "classes_ of another kind": (
+        _set_attribute("classes_", [[0, 1], [2, 3]]),
+        r"'classes_' = \[\[0, 1\], \[2, 3\]\], but it must be a non-empty 1-d array",
+    ),
+    "n_features_in_ as text": (
+        _set_attribute("n_features_in_", "4"),
+        r"'n_features_in_' = '4', but it must be an int >= 1",
+    ),
+    "negative sample shape": (
+        _set_attribute("_sample_shape", {"__tuple__": [-1]}),
+        r"'_sample_shape' = \(-1,\), but it must be a tuple of positive ints",
+    ),
+    "head choice": (
+        _set_attribute("head_choice_", "both"),
+        r"'head_choice_' = 'both', but it must be one of \['reuse', 'new'\]",
+    ),
+    "classes_ removed": (
+        lambda d: d["fitted_attributes"].pop("classes_"),
+        r"lacks the fitted attributes \['classes_'\]",
+    ),
+    "history of another kind": (
+        lambda d: d.update(history={"epochs": 3}),
+        "lacks a valid 'history'",
+    ),
+    "a network to pass again": (
+        lambda d: d["params_to_pass_again"].update(__init__="function"),
+        r"lists '__init__' among the parameters to pass again",
+    ),
+    "no weights checksum": (
+        lambda d: d.pop("weights_sha256"),
+        "lacks a valid 'weights_sha256'",
+    ),
+    "undecodable array": (
+        _set_attribute("classes_", {"__ndarray__": [1, [2]], "dtype": "<i8"}),
+        "cannot be decoded",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", list(_INVALID_EDITS))
+def test_an_edited_params_json_is_refused_by_its_checksum(matrix, saved, edit):
+    change, _ = _INVALID_EDITS[edit]
+    _edit(saved, change)
+    source = mlp_source()
+    with (
+        matrix.case("saved files", files=saved, source=source),
+        pytest.raises(
+            ValueError,
+            # Edits of the file's frame (format, version, a missing entry) are
+            # refused before the checksum is read.
+            match=r"does not match its recorded SHA-256: the file was modified|"
+            r"not written by sktransfer|format version 99|lacks a valid",
+        ),
+    ):
+        load_fitted(saved, source_module=source)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), list(_INVALID_EDITS.values()), ids=list(_INVALID_EDITS)
+)
+def test_an_invalid_edit_is_refused_even_with_a_recomputed_checksum(
+    matrix, saved, change, message
+):
+    _edit(saved, change, recompute_checksum=True)
+    source = mlp_source()
+    with (
+        matrix.case("saved files", files=saved, source=source),
+        pytest.raises(ValueError, match=message),
+    ):
+        load_fitted(saved, source_module=source)
+
+
+@pytest.mark.parametrize("estimator_class", SAVEABLE)
+def test_every_estimator_refuses_a_saved_parameter_its_constraints_refuse(
+    matrix, estimator_class, tmp_path
+):
+    estimator, _ = _fitted(estimator_class)
+    save_fitted(estimator, tmp_path)
+    _edit(
+        tmp_path,
+        lambda document: document["params"].update(batch_size=0),
+        recompute_checksum=True,
+    )
+    with (
+        matrix.case("saved files", files=tmp_path),
+        pytest.raises(ValueError, match=r"'batch_size' parameter of \w+ must be"),
+    ):
+        load(estimator_class, tmp_path)
+
+
+def test_every_parameter_of_every_estimator_has_a_constraint():
+    # load_fitted checks the saved parameters with _parameter_constraints:
+    # a parameter without one would load unchecked.
+    for estimator_class in public_estimators():
+        params = set(make(estimator_class).get_params(deep=False))
+        assert params == set(estimator_class._parameter_constraints), estimator_class
+
+
+def test_modified_weights_are_refused_by_their_checksum(matrix, saved):
+    _flip_a_weight_byte(saved)
+    with (
+        matrix.case("saved files", files=saved),
+        pytest.raises(ValueError, match=r"SHA-256 differs .*modified"),
+    ):
         load_fitted(saved, source_module=mlp_source())
 
 
-def test_another_architecture_is_refused(saved):
+def test_without_a_key_recomputed_checksums_go_unnoticed_as_documented(saved, tmp_path):
+    # The documented limit of a checksum kept beside the files: whoever can
+    # write them can recompute it. (With a key, see below, this is refused.)
+    estimator, X = _fitted(FineTunedClassifier)
+    _flip_a_weight_byte(saved, recompute_checksums=True)
+    loaded = load_fitted(saved, source_module=mlp_source())
+    assert not np.array_equal(loaded.predict_proba(X), estimator.predict_proba(X))
+
+
+@pytest.fixture
+def saved_with_key(tmp_path):
+    estimator, _ = _fitted(FineTunedClassifier)
+    save_fitted(estimator, tmp_path, key=_KEY)
+    return tmp_path
+
+
+_KEY = b"a secret only the owner of the model has"
+
+
+@pytest.mark.parametrize("key", [_KEY, _KEY.decode()], ids=["bytes", "str"])
+def test_a_model_saved_with_a_key_loads_with_it(saved_with_key, key):
+    estimator, X = _fitted(FineTunedClassifier)
+    loaded = load_fitted(saved_with_key, source_module=mlp_source(), key=key)
+    np.testing.assert_array_equal(loaded.predict_proba(X), estimator.predict_proba(X))
+
+
+_TAMPERINGS = {
+    "classes_ edited, checksums recomputed": lambda directory: _edit(
+        directory,
+        _set_attribute("classes_", {"__ndarray__": [2, 1, 0], "dtype": "<i8"}),
+        recompute_checksum=True,
+    ),
+    "weights flipped, checksums recomputed": lambda directory: _flip_a_weight_byte(
+        directory, recompute_checksums=True
+    ),
+    "HMAC replaced by a SHA-256": lambda directory: _edit(
+        directory, lambda document: None, recompute_checksum=True
+    ),
+    "HMAC removed": lambda directory: _edit(
+        directory, lambda document: document.pop("digest")
+    ),
+}
+_TAMPERING_MESSAGES = {
+    "classes_ edited, checksums recomputed": "is not authenticated with a key",
+    "weights flipped, checksums recomputed": "is not authenticated with a key",
+    "HMAC replaced by a SHA-256": "is not authenticated with a key",
+    "HMAC removed": "lacks a valid 'digest'",
+}
+
+
+@pytest.mark.parametrize("tampering", list(_TAMPERINGS))
+def test_with_a_key_every_tampering_is_refused(matrix, saved_with_key, tampering):
+    _TAMPERINGS[tampering](saved_with_key)
+    with (
+        matrix.case("saved files", files=saved_with_key),
+        pytest.raises(ValueError, match=_TAMPERING_MESSAGES[tampering]),
+    ):
+        load_fitted(saved_with_key, source_module=mlp_source(), key=_KEY)
+
+
+def test_a_forged_hmac_without_the_key_is_refused(matrix, saved_with_key):
+    # An attacker without the key can only guess: any HMAC they write fails.
+    forged_key = b"a guess"
+    content_change = _set_attribute(
+        "classes_", {"__ndarray__": [2, 1, 0], "dtype": "<i8"}
+    )
+
+    def forge(document):
+        content_change(document)
+        content = {name: value for name, value in document.items() if name != "digest"}
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        forged = hmac.new(forged_key, canonical.encode(), hashlib.sha256).hexdigest()
+        document["digest"] = {"hmac_sha256": forged}
+
+    _edit(saved_with_key, forge)
+    with (
+        matrix.case("saved files", files=saved_with_key),
+        pytest.raises(
+            ValueError,
+            match=r"does not match its recorded HMAC: the files were changed after "
+            r"saving, or the key differs",
+        ),
+    ):
+        load_fitted(saved_with_key, source_module=mlp_source(), key=_KEY)
+
+
+def test_a_wrong_key_is_refused(matrix, saved_with_key):
+    with (
+        matrix.case("saved files", files=saved_with_key),
+        pytest.raises(ValueError, match=r"does not match its recorded HMAC"),
+    ):
+        load_fitted(saved_with_key, source_module=mlp_source(), key=b"other key")
+
+
+def test_a_model_saved_with_a_key_is_not_loaded_without_it(matrix, saved_with_key):
+    with (
+        matrix.case("saved files", files=saved_with_key),
+        pytest.raises(ValueError, match=r"was saved with a key: pass the same key"),
+    ):
+        load_fitted(saved_with_key, source_module=mlp_source())
+
+
+@pytest.mark.parametrize(
+    "key", [b"", "", 1234], ids=["empty bytes", "empty str", "int"]
+)
+def test_a_key_must_be_a_non_empty_secret(saved, key):
+    estimator, _ = _fitted(FineTunedClassifier)
+    with pytest.raises(TypeError, match=r"key must be a non-empty bytes or str"):
+        save_fitted(estimator, saved, key=key)
+    with pytest.raises(TypeError, match=r"key must be a non-empty bytes or str"):
+        load_fitted(saved, source_module=mlp_source(), key=key)
+
+
+def test_an_undeclared_fitted_attribute_cannot_be_saved(tmp_path):
+    # Every fitted attribute is declared with its kind; one that is not would
+    # otherwise be dropped silently, or loaded unchecked.
+    estimator, _ = _fitted(FineTunedClassifier)
+    estimator.threshold_ = 0.5
+    with pytest.raises(
+        TypeError, match=r"fitted attribute 'threshold_' is not declared"
+    ):
+        save_fitted(estimator, tmp_path)
+    assert not (tmp_path / "params.json").exists()
+
+
+def test_another_architecture_is_refused(matrix, saved):
     torch.manual_seed(0)
     wider = torch.nn.Sequential(
         torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)
     )
-    with pytest.raises(ValueError, match=r"do not fit the network built from source"):
+    with (
+        matrix.case("saved files", files=saved, source=wider),
+        pytest.raises(ValueError, match=r"do not fit the network built from source"),
+    ):
         load_fitted(saved, source_module=wider)
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (lambda d: d.update(estimator="os.system"), "not one of sktransfer's"),
-        (lambda d: d.update(estimator="datasets"), "no estimator"),
-        (lambda d: d.update(format="pickle"), "not written by sktransfer"),
-        (lambda d: d.update(format_version=99), "format version 99"),
-        (lambda d: d["params"].update(lr=-1.0), "'lr' parameter"),
-        (lambda d: d["params"].update(not_a_parameter=1), "does not take"),
-        (
-            lambda d: d["params"].update(optimizer={"__torch_optimizer__": "load"}),
-            "unknown torch object",
-        ),
-        (lambda d: d["fitted_attributes"].update({"__class__": 1}), "invalid attr"),
-        (lambda d: d.pop("weights_sha256"), "lacks a valid 'weights_sha256'"),
-    ],
-    ids=[
-        "foreign class",
-        "not a class",
-        "format",
-        "version",
-        "invalid value",
-        "unknown parameter",
-        "optimizer name",
-        "dunder attribute",
-        "no checksum",
-    ],
-)
-def test_modified_params_json_is_refused(saved, change, message):
-    path = saved / "params.json"
-    document = json.loads(path.read_text())
-    change(document)
-    path.write_text(json.dumps(document))
-    with pytest.raises(ValueError, match=message):
-        load_fitted(saved, source_module=mlp_source())
-
-
-def test_missing_or_garbled_files_are_reported(saved):
+def test_missing_or_garbled_files_are_reported(matrix, saved):
     (saved / "params.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with (
+        matrix.case("saved files", files=saved),
+        pytest.raises(ValueError, match="not valid JSON"),
+    ):
         load_fitted(saved, source_module=mlp_source())
     (saved / "params.json").unlink()
-    with pytest.raises(FileNotFoundError, match=r"params\.json.*save_fitted writes"):
+    with (
+        matrix.case("saved files", files=saved),
+        pytest.raises(FileNotFoundError, match=r"params\.json.*save_fitted writes"),
+    ):
         load_fitted(saved, source_module=mlp_source())
+
+
+def test_a_device_torch_cannot_use_is_refused_at_load(matrix, saved):
+    with (
+        matrix.case("saved files", files=saved),
+        pytest.raises(ValueError, match=r"device='gpu' is not a torch device"),
+    ):
+        load_fitted(saved, source_module=mlp_source(), device="gpu")
 
 
 def test_save_and_load_are_public():

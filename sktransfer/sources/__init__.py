@@ -10,12 +10,14 @@ optional extra (``pip install "sktransfer[torchvision]"``, ``[timm]``,
 
 from ._spec import SourceSpec
 from ._text import HuggingFaceModel, TextEncoder, huggingface_model
+from ._tokenizer import TextTokenizer
 from ._vision import TimmModel, TorchvisionModel, timm_model, torchvision_model
 
 __all__ = [
     "HuggingFaceModel",
     "SourceSpec",
     "TextEncoder",
+    "TextTokenizer",
     "TimmModel",
     "TorchvisionModel",
     "huggingface_model",

@@ -2,8 +2,32 @@
 
 import copy
 import importlib
+import socket
+import urllib.parse
+import urllib.request
 
-__all__ = ["SourceSpec", "import_optional"]
+__all__ = ["SourceSpec", "import_optional", "reachable"]
+
+
+def reachable(url, timeout=3.0):
+    """False when no connection to ``url``'s host can be opened (offline).
+
+    One TCP connection, refused or timed out within ``timeout`` seconds:
+    downloaders retry for up to a minute before giving up, so asking once
+    first lets an offline machine fail at once. Behind a proxy a direct
+    connection proves nothing: True is returned and the download decides.
+    """
+    if urllib.request.getproxies():
+        return True
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None:
+        return True
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def import_optional(module_name, extra):

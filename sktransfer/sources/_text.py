@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._spec import SourceSpec, import_optional
+from ._spec import SourceSpec, import_optional, reachable
 
 __all__ = [
     "HuggingFaceModel",
@@ -55,6 +55,9 @@ class HuggingFaceModel(SourceSpec):
     def _from_pretrained(self, auto_class, kwargs):
         transformers = import_optional("transformers", "transformers")
         logging = transformers.utils.logging
+        # Offline, the Hub client retries each file for half a minute before
+        # failing. Find out first, and then read the local cache only.
+        offline = not self.local_files_only and not self._hub_reachable()
         # A "Loading weights" bar in every fit of a grid search is noise.
         bar_was_enabled = logging.is_progress_bar_enabled()
         logging.disable_progress_bar()
@@ -62,24 +65,63 @@ class HuggingFaceModel(SourceSpec):
             return getattr(transformers, auto_class).from_pretrained(
                 os.fspath(self.name_or_path),
                 revision=self.revision,
-                local_files_only=self.local_files_only,
+                local_files_only=self.local_files_only or offline,
                 **(kwargs or {}),
             )
+        except OSError as exc:
+            if not offline:
+                raise
+            from huggingface_hub import constants
+
+            raise ConnectionError(
+                f"Cannot download {os.fspath(self.name_or_path)!r}: the Hugging "
+                f"Face Hub ({constants.ENDPOINT}) cannot be reached (offline?), "
+                "and the model is not in the local cache "
+                f"({constants.HF_HUB_CACHE}). Download it once with network "
+                "access, or pass the folder of a model saved with "
+                "save_pretrained (if the name is meant as such a folder: it "
+                "does not exist)."
+            ) from exc
         finally:
             if bar_was_enabled:
                 logging.enable_progress_bar()
+
+    def _hub_reachable(self):
+        if os.path.isdir(self.name_or_path):
+            return True  # a local folder needs no network
+        from huggingface_hub import constants
+
+        return not constants.is_offline_mode() and reachable(constants.ENDPOINT)
 
     def load(self):
         model = self._from_pretrained("AutoModel", self.model_kwargs)
         tokenizer = self._from_pretrained("AutoTokenizer", self.tokenizer_kwargs)
         return TextEncoder(model, tokenizer, max_length=self.max_length)
 
-    def tokenize(self, texts):
-        """Token ids of ``texts``, padded to the longest, for training.
+    def load_tokenizer(self):
+        """The tokenizer, and the most tokens per text the model reads.
 
-        The fine-tuning estimators read integer arrays: tokenize the whole
-        data set once, then pass the ids as ``X``. Padding positions hold the
-        tokenizer's pad id, which the network masks out.
+        Returns
+        -------
+        tokenizer : transformers tokenizer
+        max_length : int or None
+            ``max_length`` if set, else the smaller of the tokenizer's and the
+            model's limits.
+        """
+        tokenizer = self._from_pretrained("AutoTokenizer", self.tokenizer_kwargs)
+        config = self._from_pretrained("AutoConfig", None)
+        return tokenizer, effective_max_length(tokenizer, config, self.max_length)
+
+    def tokenize(self, texts):
+        """Token ids of ``texts``, padded to the longest of them.
+
+        The width depends on the texts given, so ids made by separate calls
+        (training texts, new texts) differ in width, and a network fitted on
+        one width cannot predict on another. To train and predict on raw
+        text, put :class:`~sktransfer.sources.TextTokenizer` before the
+        estimator in a pipeline instead: it pads every text to the width
+        learned in ``fit``. Padding positions hold the tokenizer's pad id,
+        which the network masks out.
 
         Parameters
         ----------
@@ -90,13 +132,12 @@ class HuggingFaceModel(SourceSpec):
         input_ids : ndarray of shape (n_samples, n_tokens), dtype int64
         """
         texts = check_texts(texts)
-        tokenizer = self._from_pretrained("AutoTokenizer", self.tokenizer_kwargs)
-        config = self._from_pretrained("AutoConfig", None)
+        tokenizer, max_length = self.load_tokenizer()
         encoded = tokenizer(
             texts,
             padding=True,
             truncation=True,
-            max_length=effective_max_length(tokenizer, config, self.max_length),
+            max_length=max_length,
             return_tensors="np",
         )
         return encoded["input_ids"].astype(np.int64)
@@ -223,6 +264,19 @@ class TextEncoder(nn.Module):
             attention_mask = (input_ids != self.pad_token_id).long()
         outputs = self.model(input_ids=input_ids, attention_mask=attention_mask)
         return pool_tokens(token_states(outputs), attention_mask, self.pooling)
+
+    def load_tokenizer(self):
+        """The tokenizer, and the most tokens per text the model reads.
+
+        Returns
+        -------
+        tokenizer : transformers tokenizer
+        max_length : int or None
+        """
+        config = getattr(self.model, "config", None)
+        return self.tokenizer, effective_max_length(
+            self.tokenizer, config, self.max_length
+        )
 
     def tokenize(self, texts, device="cpu"):
         """``(input_ids, attention_mask)`` of a batch, padded to its longest text."""

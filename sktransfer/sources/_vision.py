@@ -1,6 +1,8 @@
 """Image models by name: torchvision and timm."""
 
+import os
 import pickle
+import urllib.error
 
 from ._spec import SourceSpec, import_optional
 
@@ -50,6 +52,16 @@ class TorchvisionModel(SourceSpec):
                 weights.get_state_dict(
                     progress=False, check_hash=True, weights_only=True
                 )
+            except urllib.error.URLError as exc:
+                import torch
+
+                raise ConnectionError(
+                    f"Cannot download the {weights!r} weights of {self.name!r} "
+                    f"from {weights.url} ({exc.reason}; offline?). Put the file "
+                    "into torch.hub's cache, "
+                    f"{os.path.join(torch.hub.get_dir(), 'checkpoints')}, or use "
+                    "weights=None with the estimator's source_weights=<file>."
+                ) from exc
             except pickle.UnpicklingError as exc:
                 raise ValueError(
                     f"Refused to load the {weights!r} checkpoint of "
@@ -137,9 +149,19 @@ class TimmModel(SourceSpec):
                 f"timm has no model named {self.name!r}; timm.list_models() "
                 "lists them (pretrained ones with pretrained=True)."
             )
-        return timm.create_model(
-            self.name, pretrained=self.pretrained, **(self.model_kwargs or {})
-        )
+        try:
+            return timm.create_model(
+                self.name, pretrained=self.pretrained, **(self.model_kwargs or {})
+            )
+        except (OSError, urllib.error.URLError) as exc:
+            if not self.pretrained or isinstance(exc, FileNotFoundError):
+                raise
+            raise ConnectionError(
+                f"Cannot download the pretrained weights of timm model "
+                f"{self.name!r} ({exc}; offline?). Download them once with "
+                "network access (they are cached), or load a local file with "
+                "model_kwargs={'pretrained_cfg_overlay': {'file': <path>}}."
+            ) from exc
 
 
 def timm_model(name, pretrained=True, model_kwargs=None):
