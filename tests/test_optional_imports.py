@@ -15,7 +15,8 @@ import sys
 import pytest
 import torch
 
-from sktransfer.sources._spec import _describe_mismatch, import_optional
+from sktransfer.sources._spec import import_optional
+from sktransfer.sources._torch_build import describe_mismatch
 
 
 def _install_fake(site, name, version, init_source, requires=(), version_py=None):
@@ -49,7 +50,7 @@ def site(tmp_path, monkeypatch):
 
 
 def test_a_cuda_torchvision_next_to_a_cpu_torch_is_named_as_the_cause():
-    reason = _describe_mismatch(
+    reason = describe_mismatch(
         "torchvision", "0.28.0+cu130", "2.13.0", "2.13.0+cpu", "cpu"
     )
 
@@ -59,7 +60,7 @@ def test_a_cuda_torchvision_next_to_a_cpu_torch_is_named_as_the_cause():
 
 
 def test_a_torchvision_made_for_another_torch_release_is_named_as_the_cause():
-    reason = _describe_mismatch(
+    reason = describe_mismatch(
         "torchvision", "0.29.1+cu130", "2.14.1", "2.13.0+cpu", "cpu"
     )
 
@@ -79,7 +80,7 @@ def test_a_matching_pair_is_not_called_a_mismatch(
     version, required, torch_version, torch_build
 ):
     assert (
-        _describe_mismatch("torchvision", version, required, torch_version, torch_build)
+        describe_mismatch("torchvision", version, required, torch_version, torch_build)
         is None
     )
 
