@@ -53,8 +53,6 @@ except Exception as exc:  # not installed, or built for another torch
 
 from sktransfer.sources import torchvision_model
 
-torch.set_num_threads(2)
-
 preprocess = ResNet18_Weights.DEFAULT.transforms(resize_size=32, crop_size=32)
 
 digits = load_digits()
@@ -94,13 +92,13 @@ pretrained.eval()
 # %%
 # Three ways to learn the target task from 50 images
 # --------------------------------------------------
+# * **from scratch**: the same architecture with fresh weights, trained for as
+#   many epochs on the same images — the baseline;
 # * **fine-tuned**: a new head for the digits 5-9 is trained on the frozen
 #   body first, then the whole network, the pretrained body at a tenth of the
 #   learning rate;
 # * **features + logistic regression**: the frozen network's 512 features (the
-#   input of ``fc``), and a logistic regression on them;
-# * **from scratch**: the same architecture with fresh weights, trained the
-#   same way — the baseline.
+#   input of ``fc``), and a logistic regression on them.
 #
 # ``source = pretrained`` is the one line to change for torchvision's ImageNet
 # weights (see the end).
@@ -108,6 +106,9 @@ pretrained.eval()
 source = pretrained
 
 strategies = {
+    "from scratch": FineTunedClassifier(
+        source, reinitialize=True, max_epochs=10, batch_size=25, random_state=0
+    ),
     "fine-tuned": FineTunedClassifier(
         source,
         head="new",
@@ -123,9 +124,6 @@ strategies = {
         LogisticRegression(max_iter=1000),
     ),
 }
-scratch = FineTunedClassifier(
-    source, reinitialize=True, max_epochs=10, batch_size=25, random_state=0
-)
 
 # %%
 # Compare them on the same splits
@@ -141,7 +139,7 @@ comparison = compare_strategies(
     strategies,
     X_target,
     y_target,
-    baseline=scratch,
+    baseline="from scratch",
     cv=splits,
     scoring="accuracy",
     verbose=1,

@@ -90,3 +90,11 @@ def test_the_documentation_builds_without_a_warning(tmp_path):
         / "generated"
         / "sktransfer.model_selection.StrategyComparison.html"
     ).exists()
+
+
+@pytest.mark.parametrize("script", ["run", "run-vision"])
+def test_ci_runs_exactly_a_command_of_the_readme(script):
+    command = (ROOT / ".ci" / script).read_text().strip().splitlines()[-1]
+
+    assert command.startswith("python -m venv ")
+    assert f"\n{command}\n" in (ROOT / "README.md").read_text()
