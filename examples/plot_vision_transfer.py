@@ -26,11 +26,13 @@ and stops.
 # expect: ``ResNet18_Weights.DEFAULT.transforms()`` resizes, crops and
 # normalises with the ImageNet mean and standard deviation. ImageNet's
 # 224×224 pixels would make this example take many minutes on a CPU, so the
-# digits are upscaled to 32×32 only (a ResNet accepts any size from 32 up:
-# it ends with global average pooling). The gray images are repeated over
+# digits are upscaled to 32×32 only (a ResNet accepts small images too: it
+# ends with global average pooling). The gray images are repeated over
 # the three colour channels the network takes.
 
 import sys
+import tempfile
+from pathlib import Path
 
 import torch
 from sklearn.datasets import load_digits
@@ -150,6 +152,8 @@ print(comparison)
 # Plot the comparison, when the optional matplotlib is installed: the mean
 # accuracy of each strategy, ±1 standard deviation over the splits, the
 # accuracy of each split as a tick, and the baseline's mean as a dashed line.
+# The figure is saved in the temporary directory, so running the example
+# leaves nothing behind in your working copy.
 
 try:
     import matplotlib.pyplot as plt
@@ -158,20 +162,26 @@ except ImportError:
 
 if plt is not None:
     ax = comparison.plot()
-    ax.set_title("ResNet-18 pretrained on digits 0-4, target digits 5-9")
+    ax.set_title("ResNet-18 pretrained on digits 0-4, on digits 5-9")
     ax.figure.tight_layout()
-    plt.show()
+    figure_path = Path(tempfile.gettempdir()) / "sktransfer_vision_transfer.png"
+    ax.figure.savefig(figure_path, dpi=100)
+    print(f"comparison plot saved to {figure_path}")
 
 # %%
 # What it shows
-# -------------
+# --------------
 # Trained from scratch on 50 images, ResNet-18's 11 million weights have far
-# too little to learn from. Pretrained on the source digits, the same network
-# already separates the new digits: a logistic regression on its frozen
-# features, or a short fine-tuning, does much better than the baseline. The
-# source here is small and close to the target; with ImageNet weights the
-# source is large and far from digits, and whether it helps is exactly what
-# this comparison finds out.
+# too little to learn from: it gets about two digits in three right.
+# Pretrained on the source digits, the same network already separates the new
+# ones: a short fine-tuning and a logistic regression on its frozen features
+# both score about ten points higher on average (the exact figures move by a
+# few points with the number of threads torch uses). Three splits are few,
+# though: the corrected paired t-test (``p`` above) cannot rule out chance for
+# gains of this size, and more splits (``n_splits``) would settle it at the
+# cost of more fits. The source here is small and close to the target; with
+# ImageNet weights it is large and far from digits, and whether it helps is
+# exactly what this comparison finds out.
 #
 # With a network connection, torchvision's ImageNet weights are one line
 # away. Replace the source, and give the network ImageNet's own image size:

@@ -161,7 +161,7 @@ class StrategyComparison:
                 "plot() needs matplotlib: pip install sktransfer[plot]"
             ) from exc
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 1.2 + 0.5 * len(self.scores)))
+            _, ax = plt.subplots(figsize=(7, 1.2 + 0.5 * len(self.scores)))
         names = list(self.scores)
         positions = np.arange(len(names))[::-1]
         for position, name in zip(positions, names, strict=True):
