@@ -120,7 +120,10 @@ def test_a_missing_dependency_of_an_installed_package_is_not_called_missing(site
 def test_a_missing_torchvision_says_to_install_it_with_a_matching_torch(
     monkeypatch,
 ):
+    # Both: an earlier test may have imported torchvision.models, and
+    # import_module would return it from sys.modules.
     monkeypatch.setitem(sys.modules, "torchvision", None)
+    monkeypatch.setitem(sys.modules, "torchvision.models", None)
 
     with pytest.raises(ImportError) as error:
         import_optional("torchvision.models", "torchvision")
