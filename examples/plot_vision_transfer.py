@@ -55,6 +55,11 @@ except Exception as exc:  # not installed, or built for another torch
 
 from sktransfer.sources import torchvision_model
 
+# One thread: on a CPU shared with other programs, threads that wait for each
+# other slow torch down several times over. On a machine of your own, leave
+# this line out and let torch use every core.
+torch.set_num_threads(1)
+
 preprocess = ResNet18_Weights.DEFAULT.transforms(resize_size=32, crop_size=32)
 
 digits = load_digits()
@@ -109,7 +114,7 @@ source = pretrained
 
 strategies = {
     "from scratch": FineTunedClassifier(
-        source, reinitialize=True, max_epochs=10, batch_size=25, random_state=0
+        source, reinitialize=True, max_epochs=10, batch_size=50, random_state=0
     ),
     "fine-tuned": FineTunedClassifier(
         source,
@@ -118,7 +123,7 @@ strategies = {
         unfreeze_at=4,
         body_lr_ratio=0.1,
         max_epochs=10,
-        batch_size=25,
+        batch_size=50,
         random_state=0,
     ),
     "features + logistic regression": make_pipeline(
