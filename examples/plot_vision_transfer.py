@@ -114,7 +114,7 @@ source = pretrained
 
 strategies = {
     "from scratch": FineTunedClassifier(
-        source, reinitialize=True, max_epochs=10, batch_size=50, random_state=0
+        source, reinitialize=True, max_epochs=10, batch_size=25, random_state=0
     ),
     "fine-tuned": FineTunedClassifier(
         source,
@@ -123,7 +123,7 @@ strategies = {
         unfreeze_at=4,
         body_lr_ratio=0.1,
         max_epochs=10,
-        batch_size=50,
+        batch_size=25,
         random_state=0,
     ),
     "features + logistic regression": make_pipeline(
