@@ -18,6 +18,7 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from ._divergence import DivergenceCheck, LossMonitor, TrainingDivergedError
+from ._progress import EpochProgress
 
 __all__ = [
     "BodyHeadModule",
@@ -495,7 +496,7 @@ def build_net(
         stops after ``n_iter_no_change`` epochs without improvement, keeping
         the best epoch's weights.
     """
-    callbacks = []
+    callbacks = [("progress", EpochProgress())] if verbose else []
     if freeze_prefixes:
         patterns = prefix_patterns(freeze_prefixes)
         callbacks.append(("freeze", Freezer(patterns, at=1)))

@@ -1,5 +1,6 @@
 """Cross-validate transfer strategies against a baseline on the same splits."""
 
+import time
 import warnings
 
 import numpy as np
@@ -7,6 +8,8 @@ from scipy import stats
 from sklearn.base import is_classifier
 from sklearn.model_selection import check_cv, cross_validate
 from sklearn.utils.multiclass import type_of_target
+
+from .._progress import report_strategy
 
 __all__ = [
     "NegativeTransferWarning",
@@ -123,6 +126,88 @@ class StrategyComparison:
             raise ImportError("to_frame() needs pandas: pip install pandas") from exc
         return pd.DataFrame(self.summary).set_index(["strategy", "metric"])
 
+    def plot(self, ax=None, metric=None):
+        """Mean score of each strategy with ±1 std error bars, baseline marked.
+
+        One row per strategy, in the order they were compared; the score of
+        each fold is drawn as a small dot beside the mean. The baseline is
+        drawn in grey, with a dashed line at its mean score, so a strategy
+        right of the line (left, for a metric where lower is better, such as
+        ``fit_time``) beats it on average; strategies with significant
+        negative transfer are labelled so. Needs matplotlib
+        (``pip install sktransfer[plot]``).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Where to draw; a new figure when None.
+        metric : str, default=None
+            One of ``metrics`` or ``"fit_time"``; None draws ``metrics[0]``,
+            the metric of the negative-transfer test.
+
+        Returns
+        -------
+        ax : matplotlib Axes
+        """
+        metric = self.metrics[0] if metric is None else metric
+        if metric not in [*self.metrics, "fit_time"]:
+            raise ValueError(
+                f"metric={metric!r} was not measured; choose one of "
+                f"{[*self.metrics, 'fit_time']}."
+            )
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise ImportError(
+                "plot() needs matplotlib: pip install sktransfer[plot]"
+            ) from exc
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 1.2 + 0.5 * len(self.scores)))
+        names = list(self.scores)
+        positions = np.arange(len(names))[::-1]
+        for position, name in zip(positions, names, strict=True):
+            row = self._row(name, metric)
+            color = "grey" if name == self.baseline else "C0"
+            ax.errorbar(
+                row["mean"],
+                position,
+                xerr=row["std"],
+                fmt="o",
+                color=color,
+                capsize=4,
+            )
+            folds = self.scores[name][metric]
+            ax.plot(
+                folds,
+                np.full(len(folds), position - 0.2),
+                "|",
+                color=color,
+                alpha=0.6,
+            )
+        ax.axvline(
+            self._row(self.baseline, metric)["mean"],
+            color="grey",
+            linestyle="--",
+            linewidth=1,
+        )
+        labels = [
+            f"{name} (baseline)"
+            if name == self.baseline
+            else f"{name} (negative transfer)"
+            if metric == self.metrics[0] and name in self.negative_transfer
+            else name
+            for name in names
+        ]
+        ax.set_yticks(positions, labels=labels)
+        ax.set_ylim(-0.6, len(names) - 0.4)
+        ax.set_xlabel(
+            "fit time (s)"
+            if metric == "fit_time"
+            else f"{metric}, mean ± std over folds"
+        )
+        ax.grid(axis="x", alpha=0.3)
+        return ax
+
     def _row(self, strategy, metric):
         return next(
             row
@@ -176,6 +261,7 @@ def compare_strategies(
     strategy_params=None,
     alpha=0.05,
     error_score=np.nan,
+    verbose=0,
 ):
     """Cross-validate transfer strategies and a baseline on the same splits.
 
@@ -219,6 +305,11 @@ def compare_strategies(
         Significance level of the negative-transfer warning.
     error_score : "raise" or float, default=np.nan
         Score of a fold whose fit fails.
+    verbose : int, default=0
+        0 prints nothing; 1 prints a line as each strategy finishes, with its
+        mean score and how long it took; 2 and more also passes ``verbose``
+        to :func:`~sklearn.model_selection.cross_validate`, which then
+        reports every fold (3: with its scores).
 
     Returns
     -------
@@ -262,7 +353,8 @@ def compare_strategies(
         metrics = list(scoring)
 
     scores = {}
-    for name, estimator in named.items():
+    for position, (name, estimator) in enumerate(named.items(), start=1):
+        start = time.perf_counter()
         result = cross_validate(
             estimator,
             X,
@@ -276,10 +368,21 @@ def compare_strategies(
                 else params
             ),
             error_score=error_score,
+            verbose=verbose if verbose > 1 else 0,
         )
         scores[name] = {metric: result[f"test_{metric}"] for metric in metrics} | {
             "fit_time": result["fit_time"]
         }
+        if verbose:
+            primary = scores[name][metrics[0]]
+            report_strategy(
+                "compare_strategies",
+                position,
+                len(named),
+                name,
+                f"{metrics[0]} {np.mean(primary):.3f} ± {np.std(primary):.3f}",
+                time.perf_counter() - start,
+            )
 
     n_train = np.mean([len(train) for train, _ in splits])
     n_test = np.mean([len(test) for _, test in splits])

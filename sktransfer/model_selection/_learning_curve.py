@@ -1,10 +1,13 @@
 """Score against the number of target samples, for transfer and baseline."""
 
+import time
+
 import numpy as np
 from sklearn.base import is_classifier
 from sklearn.model_selection import check_cv, learning_curve
 from sklearn.utils import check_random_state
 
+from .._progress import report_strategy
 from ._compare import _named_estimators
 
 __all__ = ["TransferLearningCurve", "transfer_learning_curve"]
@@ -127,6 +130,7 @@ def transfer_learning_curve(
     n_jobs=None,
     random_state=0,
     params=None,
+    verbose=0,
 ):
     """Test score against the number of target samples, per strategy.
 
@@ -156,6 +160,12 @@ def transfer_learning_curve(
         same for every strategy in any case.
     params : dict or None, default=None
         Fit parameters passed to every estimator.
+    verbose : int, default=0
+        0 prints nothing; 1 prints a line as each strategy finishes, with its
+        mean score at each training size and how long it took; 2 and more
+        also passes ``verbose`` to
+        :func:`~sklearn.model_selection.learning_curve`, which then reports
+        every fit.
 
     Returns
     -------
@@ -186,7 +196,8 @@ def transfer_learning_curve(
     splits = [(rng.permutation(train), test) for train, test in splits]
     test_scores = {}
     sizes = None
-    for name, estimator in named.items():
+    for position, (name, estimator) in enumerate(named.items(), start=1):
+        start = time.perf_counter()
         sizes, _, test = learning_curve(
             estimator,
             X,
@@ -198,6 +209,20 @@ def transfer_learning_curve(
             shuffle=False,
             error_score=np.nan,
             params=params,
+            verbose=verbose if verbose > 1 else 0,
         )
         test_scores[name] = test
+        if verbose:
+            means = ", ".join(
+                f"{mean:.3f} at {size}"
+                for mean, size in zip(np.nanmean(test, axis=1), sizes, strict=True)
+            )
+            report_strategy(
+                "transfer_learning_curve",
+                position,
+                len(named),
+                name,
+                f"{scoring or 'score'} {means}",
+                time.perf_counter() - start,
+            )
     return TransferLearningCurve(sizes, test_scores, baseline_name, scoring)

@@ -6,6 +6,8 @@ import socket
 import urllib.parse
 import urllib.request
 
+from ._torch_build import torch_build_mismatch
+
 __all__ = ["SourceSpec", "import_optional", "reachable"]
 
 
@@ -30,8 +32,12 @@ def reachable(url, timeout=3.0):
         return False
 
 
+# torchvision is compiled against one torch release and build; timm needs it.
+_NEEDS_MATCHING_TORCHVISION = frozenset({"torchvision", "timm"})
+
+
 def import_optional(module_name, extra):
-    """Import ``module_name``, or say which sktransfer extra installs it.
+    """Import ``module_name``, or say why it cannot be imported and what fixes it.
 
     Parameters
     ----------
@@ -43,26 +49,59 @@ def import_optional(module_name, extra):
     Returns
     -------
     module : module
+
+    Raises
+    ------
+    ImportError
+        When the package is not installed (naming the extra), or is installed
+        but fails to import; then, when the cause is a build of torchvision
+        (or another compiled torch extension) made for another torch release
+        or another kind of build (CUDA next to a CPU-only torch), the message
+        names both builds and how to install a matching pair.
     """
     package = module_name.partition(".")[0]
     install = f'pip install "sktransfer[{extra}]"'
     try:
         return importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ImportError(
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] != package:
+            raise _cannot_import(package, exc) from exc
+        message = (
             f"This source needs the optional package {package!r}, which is not "
             f"installed: {install}"
-        ) from exc
+        )
+        if extra in _NEEDS_MATCHING_TORCHVISION:
+            message += (
+                ", with torch and torchvision from one index, in one pip command "
+                "('Installing the extras' in sktransfer's documentation: a "
+                "torchvision made for another torch, or a CUDA one next to a "
+                "CPU-only torch, fails to import)."
+            )
+        raise ImportError(message) from exc
     except Exception as exc:
-        # A package built against another torch (a torchvision wheel whose C
-        # extension does not match) fails on import with RuntimeError/OSError.
+        # A compiled extension built for another torch fails on import with
+        # RuntimeError (torchvision: "operator torchvision::nms does not
+        # exist"), OSError or ImportError (undefined symbol).
+        raise _cannot_import(package, exc) from exc
+
+
+def _cannot_import(package, exc):
+    cause = f"{type(exc).__name__}: {exc}"
+    mismatch = torch_build_mismatch([package, "torchvision"])
+    if mismatch is None:
         import torch
 
-        raise ImportError(
+        return ImportError(
             f"The optional package {package!r} is installed but cannot be "
-            f"imported ({type(exc).__name__}: {exc}). Its version must match "
-            f"torch {torch.__version__}; reinstall both together: {install}"
-        ) from exc
+            f"imported ({cause}). If it is compiled against torch, it must be "
+            f"the build made for this torch ({torch.__version__}): install "
+            "torch and it together, in one pip command from one index (see "
+            "'Installing the extras' in sktransfer's documentation)."
+        )
+    return ImportError(
+        f"The optional package {package!r} is installed but cannot be imported "
+        f"({cause}), because {mismatch}"
+    )
 
 
 class SourceSpec:
