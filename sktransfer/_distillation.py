@@ -240,7 +240,7 @@ class DistilledClassifier(
         source_classes=None,
         head="reuse",
         source_weights=None,
-        max_epochs=30,
+        max_epochs="auto",
         lr=1e-3,
         batch_size=32,
         optimizer=torch.optim.Adam,

@@ -8,6 +8,7 @@ nothing about which transfer strategy is used.
 
 import contextlib
 import itertools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "count_batches",
     "draw_seed",
     "endless_batches",
+    "epochs_for",
     "prefix_patterns",
     "seeded",
 ]
@@ -193,6 +195,24 @@ class _Batches:
                 else None
             )
             yield inputs, Targets(y, weight, index)
+
+
+# max_epochs="auto": enough passes for AUTO_MIN_STEPS gradient steps, within
+# [AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS]. A fixed number of epochs gives a few
+# samples per class a few dozen steps only: on the accuracy suite, 100 epochs
+# beat 30 at 3 samples per class on most tasks, while 30 were as good at 30
+# per class, for a third of the time (benchmarks/bench_accuracy.py --sweep).
+AUTO_MIN_STEPS = 300
+AUTO_MIN_EPOCHS = 30
+AUTO_MAX_EPOCHS = 100
+
+
+def epochs_for(max_epochs, steps_per_epoch):
+    """The number of epochs to train: ``max_epochs``, or its "auto" rule."""
+    if max_epochs != "auto":
+        return max_epochs
+    wanted = math.ceil(AUTO_MIN_STEPS / max(steps_per_epoch, 1))
+    return min(AUTO_MAX_EPOCHS, max(AUTO_MIN_EPOCHS, wanted))
 
 
 def count_batches(dataset, batch_size):

@@ -50,13 +50,10 @@ _TRAINING_SETTINGS = """\
     unfreeze_at : int or None, default=None
         Epoch (counted from 1) from which the frozen parts train too;
         None keeps them frozen throughout.
-    body_lr_ratio : float or "auto", default="auto"
+    body_lr_ratio : float, default=1.0
         The body learns with ``body_lr_ratio * lr``, the head with ``lr``
         (discriminative learning rates); 0 keeps the body's weights fixed
-        while letting its batch-norm statistics adapt. ``"auto"``: 0.1 when
-        the source head is reused (the source already solves the target's
-        task: its body should move little), 1 when the head is new (a new
-        label space: the body must adapt) and with ``reinitialize=True``.
+        while letting its batch-norm statistics adapt.
     reinitialize : bool, default=False
         True gives *structure transfer*: the same architecture with freshly
         initialised weights, i.e. training from scratch. It is the baseline
@@ -79,8 +76,10 @@ _TRAINING_SETTINGS = """\
         fine-tuned weights; smaller values keep more of the source's
         robustness under distribution shift. Not applied with
         ``reinitialize=True``, where training starts from random weights.
-    max_epochs : int, default=30
-        Number of passes over the training data.
+    max_epochs : int or "auto", default="auto"
+        Number of passes over the training data. ``"auto"``: enough passes
+        for 300 gradient steps, at least 30 and at most 100 (a few samples
+        per class get 100 passes, a few hundred samples 30).
     lr : float, default=1e-3
         Learning rate of the optimizer.
     batch_size : int, default=32
@@ -144,11 +143,11 @@ class _FineTuned(BaseNetworkEstimator):
         head="auto",
         freeze=None,
         unfreeze_at=None,
-        body_lr_ratio="auto",
+        body_lr_ratio=1.0,
         reinitialize=False,
         head_init="linear_probe",
         interpolation=1.0,
-        max_epochs=30,
+        max_epochs="auto",
         lr=1e-3,
         batch_size=32,
         optimizer=torch.optim.Adam,
@@ -235,11 +234,11 @@ class FineTunedClassifier(
         source_classes=None,
         freeze=None,
         unfreeze_at=None,
-        body_lr_ratio="auto",
+        body_lr_ratio=1.0,
         reinitialize=False,
         head_init="linear_probe",
         interpolation=1.0,
-        max_epochs=30,
+        max_epochs="auto",
         lr=1e-3,
         batch_size=32,
         optimizer=torch.optim.Adam,

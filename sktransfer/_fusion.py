@@ -179,7 +179,7 @@ class FusionClassifier(ClassifierTargetsMixin, ClassifierMixin, MultiNetworkEsti
         fusion="sum",
         head="auto",
         source_weights=None,
-        max_epochs=30,
+        max_epochs="auto",
         lr=1e-3,
         batch_size=32,
         optimizer=torch.optim.Adam,

@@ -245,7 +245,7 @@ class JointTrainingClassifier(
         source_weight=1.0,
         source_classes=None,
         source_weights=None,
-        max_epochs=30,
+        max_epochs="auto",
         lr=1e-3,
         batch_size=32,
         optimizer=torch.optim.Adam,

@@ -26,7 +26,9 @@ from ._engine import (
     InMemoryDataset,
     TrainingInterrupted,
     build_net,
+    count_batches,
     draw_seed,
+    epochs_for,
     seeded,
 )
 from ._frozen_pass import FrozenSourceOutputs
@@ -84,7 +86,7 @@ __all__ = [
 TRAINING_CONSTRAINTS = {
     "source_module": "no_validation",
     "source_weights": [str, os.PathLike, None],
-    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "lr": [Interval(Real, 0, None, closed="neither")],
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "optimizer": [callable],
@@ -96,13 +98,6 @@ TRAINING_CONSTRAINTS = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }
-
-
-# body_lr_ratio="auto" when the source head is reused: the source already
-# solves the target's task, so its body should move little. A new head (a new
-# label space) needs the body to adapt, at the full rate. Chosen by the sweep
-# of benchmarks/sweep_defaults.py (see docs/benchmarks.rst).
-REUSED_HEAD_BODY_LR_RATIO = 0.1
 
 
 class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
@@ -129,10 +124,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         "head": [StrOptions({"auto", "reuse", "new"})],
         "freeze": [str, list, tuple, None],
         "unfreeze_at": [Interval(Integral, 1, None, closed="left"), None],
-        "body_lr_ratio": [
-            Interval(Real, 0, None, closed="left"),
-            StrOptions({"auto"}),
-        ],
+        "body_lr_ratio": [Interval(Real, 0, None, closed="left")],
         "reinitialize": ["boolean"],
         "head_init": [StrOptions({"linear_probe", "random"})],
         "interpolation": [Interval(Real, 0, 1, closed="both")],
@@ -180,17 +172,12 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
                 f"unfreeze_at={self.unfreeze_at} needs something to unfreeze; "
                 "set freeze as well (e.g. freeze='body')."
             )
-        body_lr_ratio = self._body_lr_ratio()
-        lr_groups = [(["body"], self.lr * body_lr_ratio)] if body_lr_ratio != 1 else []
+        lr_groups = (
+            [(["body"], self.lr * self.body_lr_ratio)]
+            if self.body_lr_ratio != 1
+            else []
+        )
         return _check_prefixes(module, self.freeze), self.unfreeze_at, lr_groups
-
-    def _body_lr_ratio(self):
-        """``body_lr_ratio``, with ``"auto"`` decided by the head choice."""
-        if self.body_lr_ratio != "auto":
-            return self.body_lr_ratio
-        if self.head_choice_ == "reuse" and not self.reinitialize:
-            return REUSED_HEAD_BODY_LR_RATIO
-        return 1.0
 
     def _engine_options(self, train_data, penalty):
         """Extra keyword arguments of :func:`build_net` (default: none)."""
@@ -302,13 +289,18 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             penalty = self._make_penalty(
                 source_reference, train_data, module, **fit_data
             )
+            engine_options = self._engine_options(train_data, penalty)
+            steps_per_epoch = engine_options.get(
+                "steps_per_epoch", count_batches(train_data, self.batch_size)
+            )
             net = self._new_net(
                 module,
                 seed=seed,
                 schedule=schedule,
                 validation_data=valid_data,
                 penalty=penalty,
-                engine_options=self._engine_options(train_data, penalty),
+                engine_options=engine_options,
+                max_epochs=epochs_for(self.max_epochs, steps_per_epoch),
             )
             try:
                 net.fit(train_data, None)
@@ -382,10 +374,13 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
         validation_data=None,
         penalty=None,
         engine_options=None,
+        max_epochs=1,
     ):
         """The engine's net for ``module``, configured from the parameters.
 
-        ``schedule`` is ``_freeze_schedule(module)`` when already computed.
+        ``schedule`` is ``_freeze_schedule(module)`` when already computed;
+        ``max_epochs`` is resolved from the parameter by the caller (a rebuilt
+        network for :func:`load_fitted` is not trained).
         """
         if schedule is None:
             schedule = self._freeze_schedule(module)
@@ -396,7 +391,7 @@ class BaseNetworkEstimator(SourceModuleMixin, BaseEstimator):
             optimizer=self.optimizer,
             optimizer_kwargs=self.optimizer_kwargs,
             lr=self.lr,
-            max_epochs=self.max_epochs,
+            max_epochs=max_epochs,
             batch_size=self.batch_size,
             device=self.device,
             verbose=self.verbose,

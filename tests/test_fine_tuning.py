@@ -1051,3 +1051,20 @@ def test_clone_of_a_fitted_estimator_is_unfitted_and_refits_identically():
         unfitted.fit(X_IRIS, Y_IRIS).predict_proba(X_IRIS),
         fitted.predict_proba(X_IRIS),
     )
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "expected_epochs"),
+    [(20, 100), (100, 75), (960, 30)],
+    ids=["one batch: capped at 100", "four batches: 300 steps", "many: at least 30"],
+)
+def test_auto_epochs_give_300_steps_within_30_to_100_epochs(n_samples, expected_epochs):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(n_samples, 4)).astype(np.float32)
+    y = np.arange(n_samples) % 3
+
+    estimator = FineTunedClassifier(
+        _mlp(), max_epochs="auto", batch_size=32, lr=1e-3, random_state=0
+    ).fit(X, y)
+
+    assert estimator.n_iter_ == expected_epochs
