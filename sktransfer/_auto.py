@@ -32,20 +32,16 @@ from sklearn.utils.validation import (
 )
 
 from ._base import SourceModuleMixin, rolled_back_on_failure
+from ._docstrings import SOURCE, Substitution
 from ._dry_run import check_input_fits_network
-from ._engine import seeded
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
-from ._frozen_pass import FrozenSourceOutputs
+from ._frozen_pass import FrozenSourceOutputs, array_batches
 from ._head_choice import classification_evidence, regression_evidence
+from ._heads import logits_head
 from ._knowledge_regularized import (
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
-)
-from ._network_estimator import (
-    check_numeric_targets,
-    encode_class_labels,
-    logits_head,
 )
 from ._portfolio import (
     FAMILIES,
@@ -55,8 +51,10 @@ from ._portfolio import (
     flatten_samples,
     linear_model,
 )
+from ._seeding import seeded
 from ._source import resolve_source, split_body_head
 from ._source_model import SourceModelClassifier, SourceModelRegressor
+from ._targets import ClassifierTargetsMixin, RegressorTargetsMixin
 from ._training_checks import check_device
 from ._validation import (
     check_input_values,
@@ -104,7 +102,11 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         "interpolations": [list, tuple],
         "cv": ["cv_object"],
         "scoring": [StrOptions(set(get_scorer_names())), callable, None],
-        "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "max_epochs": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "lr": [Interval(Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "device": [str, torch.device],
@@ -155,7 +157,9 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             X, network, feature_names=getattr(self, "feature_names_in_", None)
         )
         sample_weight = check_sample_weight(sample_weight, X)
-        y_encoded = self._encode_targets(y)
+        y_encoded, target_attributes = self._encode_targets(y)
+        for name, value in target_attributes.items():
+            setattr(self, name, value)
         input_dtype = torch.long if integer_input else network_dtype(network)
         # Every candidate sees the values the network reads: the linear
         # models too, so that X of any float dtype gives the same model.
@@ -184,7 +188,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         candidates = [c for run in runs for c in run.candidates]
 
         cv = self._cv(y, y_encoded, cv_seed)
-        splits = list(cv.split(X, y_encoded if self._is_classifier() else y))
+        splits = list(cv.split(X, y_encoded if self._task == "classification" else y))
         scorer = check_scoring(self._scoring_template(), scoring=self.scoring)
         tasks = [(r, s) for s in range(len(splits)) for r in range(len(runs))]
         if self.verbose:
@@ -237,7 +241,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         return set(self.strategies)
 
     def _portfolio(self, network, families, head, source_columns, seed, integer_input):
-        classification = self._is_classifier()
+        classification = self._task == "classification"
         training = {
             key: value
             for key, value in {
@@ -383,7 +387,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
                 network, batch_size=max(self.batch_size or 0, 256), device=self.device
             ).fit(X)
             scale = StandardScaler().fit(data.features, sample_weight=sample_weight)
-            model = linear_model(self._is_classifier()).fit(
+            model = linear_model(self._task == "classification").fit(
                 scale.transform(data.features), y, sample_weight=sample_weight
             )
             return Pipeline(
@@ -499,24 +503,6 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             )
         return self._as_network_input(X, self._input_dtype)
 
-    def predict(self, X):
-        """Predict with the chosen strategy, refitted on all the training data.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-        """
-        X = self._check_prediction_input(X)
-        predictions = self.best_estimator_.predict(X)
-        if self._is_classifier():
-            return predictions
-        # Models fitted on float32 inputs predict float32 values.
-        return np.asarray(predictions, dtype=np.float64)
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
@@ -533,10 +519,8 @@ def _frozen_pass(network, X, input_dtype, device):
     return FrozenSourceOutputs.compute(
         body.to(device),
         logits_head(head).to(device),
-        X,
-        input_dtype=input_dtype,
-        batch_size=256,
-        device=device,
+        array_batches(X, input_dtype, device, 256),
+        X.shape[0],
     )
 
 
@@ -577,8 +561,8 @@ def _choose(candidates, scores, splits):
     return chosen, best, reason
 
 
-_SHARED_DOC = """
-    The portfolio, each candidate cross-validated on the same splits of the
+_PORTFOLIO = """\
+The portfolio, each candidate cross-validated on the same splits of the
     training data only:
 
     - ``"source"``: the untouched source network (no training), when its
@@ -611,26 +595,17 @@ _SHARED_DOC = """
     refitted on all the training data. A
     :class:`~sktransfer.model_selection.NegativeTransferWarning` is raised
     when the best candidate that uses the source scores significantly below
-    the best one that does not.
-
-    Parameters
-    ----------
-    source_module : torch.nn.Module, fitted skorch net, source spec, or callable
-        The pretrained network. Never modified.
-    source_weights : str or os.PathLike, default=None
-        A ``.safetensors`` or torch state-dict file loaded into the copy.
-"""
+    the best one that does not."""
 
 _SOURCE_CLASSES = """\
-    source_classes : array-like of shape (n_source_outputs,) or None, \
+source_classes : array-like of shape (n_source_outputs,) or None, \
 default=None
         The label of each of the source's outputs, in output order (see
         :class:`FineTunedClassifier`); it decides whether the untouched
-        source is a candidate and the head of the network candidates.
-"""
+        source is a candidate and the head of the network candidates."""
 
 _SHARED_PARAMETERS = """\
-    strategies : list of str or None, default=None
+strategies : list of str or None, default=None
         The families of the portfolio to try, among ``"source"``,
         ``"linear"``, ``"features"``, ``"wise_ft"``, ``"l2sp"``,
         ``"fine_tune"``, ``"scratch"``; None: all that apply.
@@ -646,9 +621,12 @@ _SHARED_PARAMETERS = """\
     scoring : str, callable or None, default=None
         How candidates are scored (a scikit-learn scorer name or callable);
         None: the estimator's ``score`` (accuracy / R²).
-    max_epochs, lr, batch_size : int, float, int or None, default=None
-        Training settings of the network candidates; None keeps each
-        estimator's default.
+    max_epochs : int, "auto" or None, default=None
+        Epochs of the network candidates; None keeps each estimator's default.
+    lr : float or None, default=None
+        Learning rate of the network candidates; None: each one's default.
+    batch_size : int or None, default=None
+        Batch size of the network candidates; None: each one's default.
     device : str or torch.device, default="cpu"
     n_jobs : int or None, default=None
         Fits run in parallel through joblib (one per candidate and split).
@@ -656,11 +634,10 @@ _SHARED_PARAMETERS = """\
         Seeds the splits and every network candidate.
     verbose : int, default=0
         1 prints the comparison and the choice; 2 and more also joblib's
-        progress.
-"""
+        progress."""
 
 _SHARED_ATTRIBUTES = """\
-    best_strategy_ : str
+best_strategy_ : str
         The chosen candidate, e.g. ``"l2sp(lam=0.1)"``.
     best_estimator_ : estimator
         The chosen candidate, refitted on all the training data.
@@ -683,21 +660,36 @@ _SHARED_ATTRIBUTES = """\
     head_choice_reason_ : str
     n_splits_ : int
     n_features_in_ : int
-    feature_names_in_ : ndarray of str
-"""
+    feature_names_in_ : ndarray of str"""
 
 
-class AutoTransferClassifier(ClassifierMixin, _AutoTransfer):
-    __doc__ = f"""Choose and fit the transfer strategy that cross-validates best.
+@Substitution(
+    portfolio=_PORTFOLIO,
+    source=SOURCE,
+    source_classes=_SOURCE_CLASSES,
+    parameters=_SHARED_PARAMETERS,
+    attributes=_SHARED_ATTRIBUTES,
+)
+class AutoTransferClassifier(ClassifierTargetsMixin, ClassifierMixin, _AutoTransfer):
+    """Choose and fit the transfer strategy that cross-validates best.
 
     One estimator that, inside ``fit``, compares the usual ways of reusing
     a pretrained network with the ways of not reusing it, on the training
     data only, and keeps the one that is best, or as good and safer.
-    {_SHARED_DOC}{_SOURCE_CLASSES}{_SHARED_PARAMETERS}
+
+    {portfolio}
+
+    Parameters
+    ----------
+    {source}
+    {source_classes}
+    {parameters}
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-{_SHARED_ATTRIBUTES}
+    {attributes}
+
     See Also
     --------
     sktransfer.model_selection.compare_strategies : the same comparison on
@@ -759,19 +751,6 @@ class AutoTransferClassifier(ClassifierMixin, _AutoTransfer):
         **_AutoTransfer._parameter_constraints,
         "source_classes": ["array-like", None],
     }
-
-    def _is_classifier(self):
-        return True
-
-    def _y_validation_params(self):
-        return {}
-
-    def _check_targets(self, y):
-        pass
-
-    def _encode_targets(self, y):
-        self.classes_, y_encoded = encode_class_labels(self, y)
-        return y_encoded
 
     def _scoring_template(self):
         return SourceModelClassifier(None)
@@ -843,6 +822,20 @@ class AutoTransferClassifier(ClassifierMixin, _AutoTransfer):
             device=self.device,
         )
 
+    def predict(self, X):
+        """Predict classes with the chosen strategy, refitted on all the data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        X = self._check_prediction_input(X)  # first: it says if unfitted
+        return self.best_estimator_.predict(X)
+
     def predict_proba(self, X):
         """Class probabilities of the chosen strategy.
 
@@ -858,16 +851,28 @@ class AutoTransferClassifier(ClassifierMixin, _AutoTransfer):
         return self.best_estimator_.predict_proba(X)
 
 
-class AutoTransferRegressor(RegressorMixin, _AutoTransfer):
-    __doc__ = f"""Choose and fit the transfer strategy that cross-validates best.
+@Substitution(
+    portfolio=_PORTFOLIO,
+    source=SOURCE,
+    parameters=_SHARED_PARAMETERS,
+    attributes=_SHARED_ATTRIBUTES,
+)
+class AutoTransferRegressor(RegressorTargetsMixin, RegressorMixin, _AutoTransfer):
+    """Choose and fit the transfer strategy that cross-validates best.
 
     The regression counterpart of :class:`AutoTransferClassifier`.
-    {_SHARED_DOC}
-{_SHARED_PARAMETERS}
+
+    {portfolio}
+
+    Parameters
+    ----------
+    {source}
+    {parameters}
+
     Attributes
     ----------
     n_outputs_ : int
-{_SHARED_ATTRIBUTES}
+    {attributes}
     Examples
     --------
     >>> import numpy as np
@@ -918,19 +923,6 @@ class AutoTransferRegressor(RegressorMixin, _AutoTransfer):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _is_classifier(self):
-        return False
-
-    def _y_validation_params(self):
-        return {"multi_output": True, "y_numeric": True}
-
-    def _check_targets(self, y):
-        check_numeric_targets(self, y)
-
-    def _encode_targets(self, y):
-        self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-        return y.reshape(y.shape[0], -1)
-
     def _scoring_template(self):
         return SourceModelRegressor(None)
 
@@ -965,12 +957,23 @@ class AutoTransferRegressor(RegressorMixin, _AutoTransfer):
             return None, "reuse", f"reused: {description}"
         return None, "new", f"not reused: {description}"
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
-
     def _source_model(self, network):
         return SourceModelRegressor(
             network, batch_size=max(self.batch_size or 0, 256), device=self.device
         )
+
+    def predict(self, X):
+        """Predict values with the chosen strategy, refitted on all the data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        X = self._check_prediction_input(X)  # first: it says if unfitted
+        predictions = self.best_estimator_.predict(X)
+        # Models fitted on float32 inputs predict float32 values.
+        return np.asarray(predictions, dtype=np.float64)

@@ -159,7 +159,7 @@ class DivergenceCheck(Callback):
         try:
             with torch.no_grad():
                 inputs, _ = next(iter(net.get_iterator(X, training=False)))
-                outputs = module(inputs)
+                outputs = module(inputs.to(net.device))
         finally:
             module.train(was_training)
         if bool(torch.isfinite(outputs).all()):

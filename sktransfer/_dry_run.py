@@ -8,9 +8,9 @@ the layer where the pass failed.
 
 import torch
 
-from ._source import expected_input_spec
+from ._source import expected_input_spec, resolve_source
 
-__all__ = ["check_input_fits_network"]
+__all__ = ["check_input_fits_network", "resolve_other_network"]
 
 
 def check_input_fits_network(
@@ -138,3 +138,23 @@ def _where_it_fails(network, sample, run):
         if module_name not in left:
             return module_name, shape
     return None, None
+
+
+def resolve_other_network(network, name, probe):
+    """A private copy of a second network (student, target), checked on X.
+
+    Parameters
+    ----------
+    network : nn.Module, fitted skorch net or callable
+        What the user passed as parameter ``name``.
+    name : str
+        The parameter's name, for error messages.
+    probe : torch.Tensor
+        One training sample, to check that the network reads X.
+    """
+    try:
+        module = resolve_source(network)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(str(exc).replace("source_module", name)) from exc
+    check_input_fits_network(module, probe.clone(), network_name=name)
+    return module

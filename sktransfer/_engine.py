@@ -1,235 +1,42 @@
 """The training engine: one skorch ``NeuralNet`` subclass for every estimator.
 
-Public estimators validate input and decide *what* to train (which head,
-which parameters frozen, which knowledge term); this module decides *how*:
-batching, loss, penalty, optimizer groups, seeding, early stopping. It knows
-nothing about which transfer strategy is used.
+Estimators decide *what* to train, as a :class:`~sktransfer._plan.TrainingPlan`
+(the network, the knowledge terms, what is frozen, which learning rates);
+this module decides *how*: batching, the weighted loss, the terms added to
+it, seeding, early stopping, divergence, progress. It knows nothing of which
+transfer strategy is used, and extends skorch through its documented points:
+``get_loss``, ``train_step_single``, ``get_iterator``, ``initialize_module``
+(the frozen source reference is a registered module, so skorch moves it to
+the device and sets its mode) and callbacks (freezing, early stopping, term
+preparation, completion).
+
+Four methods of skorch's own loop are overridden for speed only, each where
+``benchmarks/bench_fit.py`` showed the cost on small networks (see the
+comment at each): ``notify``, ``run_single_epoch``, ``train_step`` and
+``_set_training``. They keep skorch's bookkeeping (history keys, callback
+events); ``tests/test_engine.py`` checks that a fit through them and a fit
+through skorch's originals are identical, so an incompatible skorch release
+fails there, loudly. They were checked against the skorch range pinned in
+``pyproject.toml``.
 """
 
-import contextlib
-import itertools
-import math
-from typing import NamedTuple
+import copy
 
 import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, Freezer, Unfreezer
 from skorch.helper import predefined_split
-from torch import nn
+from torch.utils.data import DataLoader
 
-from ._divergence import DivergenceCheck, LossMonitor, TrainingDivergedError
+from ._data import Batches, InMemoryDataset, LabelledDataset, weighted_mean
+from ._divergence import DivergenceCheck, LossMonitor
+from ._modules import FrozenModule
 from ._progress import EpochProgress
+from ._validation import to_batch_tensor
+from .knowledge._base import SourceContext
 
-__all__ = [
-    "BodyHeadModule",
-    "FrozenModule",
-    "InMemoryDataset",
-    "TrainingDivergedError",
-    "TrainingInterrupted",
-    "TransferNet",
-    "build_net",
-    "count_batches",
-    "draw_seed",
-    "endless_batches",
-    "epochs_for",
-    "prefix_patterns",
-    "seeded",
-]
-
-
-class TrainingInterrupted(BaseException):
-    """KeyboardInterrupt during training, carried past skorch's handler."""
-
-
-class _StopTraining(Exception):
-    """Early stopping's signal, told apart from a user's Ctrl-C."""
-
-
-class _EarlyStopping(EarlyStopping):
-    # skorch's EarlyStopping stops by raising KeyboardInterrupt, which the
-    # engine must not confuse with the user interrupting.
-    def on_epoch_end(self, net, **kwargs):
-        try:
-            super().on_epoch_end(net, **kwargs)
-        except KeyboardInterrupt:
-            raise _StopTraining from None
-
-
-class BodyHeadModule(nn.Module):
-    """``head(body(x))``, exposing the body's features to knowledge terms.
-
-    Parameter names start with ``body.`` or ``head.``, which is what
-    ``freeze`` and the learning-rate groups refer to.
-    """
-
-    def __init__(self, body, head):
-        super().__init__()
-        self.body = body
-        self.head = head
-
-    def forward(self, inputs):
-        return self.head(self.body(inputs))
-
-    def forward_with_features(self, inputs):
-        features = self.body(inputs)
-        return features, self.head(features)
-
-
-class FrozenModule(nn.Module):
-    """A sub-network that never trains: no gradients, always in eval mode.
-
-    Its parameters are left out of the optimizer (see
-    :meth:`TransferNet.get_all_learnable_params`), so no optimizer state or
-    weight decay can reach them, and ``train()`` leaves it in evaluation mode,
-    so dropout stays off and batch-norm statistics stay as they were.
-    """
-
-    def __init__(self, module):
-        super().__init__()
-        self.module = module.requires_grad_(False).eval()
-
-    def train(self, mode=True):
-        self.training = mode
-        self.module.eval()
-        return self
-
-    def forward(self, inputs):
-        return self.module(inputs)
-
-
-class Targets(NamedTuple):
-    """What a training batch carries besides the inputs."""
-
-    y: torch.Tensor
-    sample_weight: torch.Tensor | None
-    index: torch.Tensor
-
-
-class InMemoryDataset(torch.utils.data.Dataset):
-    """Tensors held in memory (on the training device), batched by slicing.
-
-    ``__getitem__`` exists for compatibility; :class:`TransferNet` never calls
-    it, it gathers whole batches with one index operation instead.
-    """
-
-    def __init__(self, X, y, sample_weight=None):
-        self.X = X
-        self.y = y
-        self.sample_weight = sample_weight
-        # Equal positive weights change nothing: the plain mean is the same
-        # loss, without a gather and four more operations on every batch.
-        # Decided once per data set (once per fit), not once per epoch.
-        self.weighted = sample_weight is not None and not bool(
-            ((sample_weight == sample_weight[0]) & (sample_weight[0] > 0)).all()
-        )
-
-    def __len__(self):
-        return self.X.shape[0]
-
-    def __getitem__(self, i):
-        return self.X[i], self.y[i]
-
-
-class _Batches:
-    """Iterate over an :class:`InMemoryDataset` one sliced batch at a time.
-
-    Each pass draws a new permutation when ``shuffle`` is true, from a
-    generator seeded once per fit, so a fixed seed fixes every epoch's order.
-    """
-
-    def __init__(self, dataset, batch_size, shuffle, generator, n_steps=None):
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.generator = generator
-        self.n_steps = n_steps
-
-    def _starts(self, n_samples):
-        starts = list(range(0, n_samples, self.batch_size))
-        # A batch of one sample breaks batch normalisation in training mode:
-        # it joins the batch before it.
-        if self.shuffle and len(starts) > 1 and n_samples - starts[-1] == 1:
-            starts.pop()
-        return starts
-
-    def __len__(self):
-        n_batches = len(self._starts(len(self.dataset)))
-        return n_batches if self.n_steps is None else max(n_batches, self.n_steps)
-
-    def __iter__(self):
-        if self.n_steps is None:
-            yield from self._one_pass()
-            return
-        # More steps than one pass holds: go on with fresh passes (each
-        # reshuffled), so the smaller of two data sets is cycled.
-        yield from itertools.islice(
-            itertools.chain.from_iterable(self._passes()), len(self)
-        )
-
-    def _passes(self):
-        while True:
-            yield self._one_pass()
-
-    def _one_pass(self):
-        dataset = self.dataset
-        n_samples = len(dataset)
-        device = dataset.X.device
-        if self.shuffle:
-            order = torch.randperm(n_samples, generator=self.generator).to(device)
-        else:
-            order = torch.arange(n_samples, device=device)
-        starts = self._starts(n_samples)
-        for start, stop in itertools.pairwise([*starts, n_samples]):
-            index = order[start:stop]
-            if self.shuffle:
-                # index_select is several times faster than X[index], which
-                # goes through advanced indexing.
-                inputs = dataset.X.index_select(0, index)
-                y = dataset.y.index_select(0, index)
-            else:
-                inputs, y = dataset.X[start:stop], dataset.y[start:stop]
-            weight = (
-                dataset.sample_weight.index_select(0, index)
-                if dataset.weighted
-                else None
-            )
-            yield inputs, Targets(y, weight, index)
-
-
-# max_epochs="auto": enough passes for AUTO_MIN_STEPS gradient steps, within
-# [AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS]. A fixed number of epochs gives a few
-# samples per class a few dozen steps only: on the accuracy suite, 100 epochs
-# beat 30 at 3 samples per class on most tasks, while 30 were as good at 30
-# per class, for a third of the time (benchmarks/bench_accuracy.py --sweep).
-AUTO_MIN_STEPS = 300
-AUTO_MIN_EPOCHS = 30
-AUTO_MAX_EPOCHS = 100
-
-
-def epochs_for(max_epochs, steps_per_epoch):
-    """The number of epochs to train: ``max_epochs``, or its "auto" rule."""
-    if max_epochs != "auto":
-        return max_epochs
-    wanted = math.ceil(AUTO_MIN_STEPS / max(steps_per_epoch, 1))
-    return min(AUTO_MAX_EPOCHS, max(AUTO_MIN_EPOCHS, wanted))
-
-
-def count_batches(dataset, batch_size):
-    """Number of training batches in one pass over ``dataset``."""
-    return len(_Batches(dataset, batch_size, True, None))
-
-
-def endless_batches(dataset, batch_size, generator):
-    """Training batches of ``dataset`` without end, reshuffled every pass.
-
-    Yields ``(inputs, Targets)`` like the engine's own training batches; a
-    second data set trained beside the main one (e.g. source data) is drawn
-    from it one batch per step.
-    """
-    batches = _Batches(dataset, batch_size, True, generator)
-    while True:
-        yield from batches
+__all__ = ["TransferNet", "build_net", "prefix_patterns"]
 
 
 def prefix_patterns(prefixes):
@@ -238,21 +45,28 @@ def prefix_patterns(prefixes):
 
 
 class TransferNet(NeuralNet):
-    """skorch net that trains a :class:`BodyHeadModule` for sktransfer.
+    """skorch net that trains a network for sktransfer's estimators.
 
     On top of :class:`skorch.NeuralNet` it adds a per-sample ``criterion``
-    reduced with sample weights, an optional ``penalty`` added to the training
-    loss, and fast in-memory batching. Build it with :func:`build_net`.
+    reduced with sample weights, knowledge terms added to the training loss,
+    fast in-memory batching and an optional augmentation of training batches.
+    Build it with :func:`build_net`.
 
     Parameters
     ----------
-    penalty : callable or None
-        ``penalty(module, inputs, features, outputs, index) -> scalar tensor``,
-        added to the training loss (already multiplied by its weight λ).
-        Its optional attribute ``weight_name`` names that weight's parameter
-        in the error raised when training diverges (default ``"lam"``).
-        ``index`` holds the batch rows' positions in the training set, so that
-        a term can look up quantities it computed once per fit.
+    reference_module : torch.nn.Module or None
+        The frozen source network that knowledge terms compare with; it is
+        registered as ``reference_module_`` (in a :class:`FrozenModule`).
+    terms : list of (float, KnowledgeTerm)
+        Weighted terms added to the training loss; each is prepared once per
+        fit (``on_train_begin``) and released at its end.
+    term_context : dict
+        What the terms' :class:`~sktransfer.knowledge.SourceContext` holds
+        besides the networks and the training inputs (``head_is_new``,
+        ``task``, unlabelled inputs…).
+    augmentation : callable or None
+        ``augmentation(inputs) -> inputs``, applied to every training batch
+        of inputs (on the device), never to validation or prediction.
     shuffle_seed : int
         Seeds the generator that orders the training batches.
     loss_weight : float
@@ -268,17 +82,207 @@ class TransferNet(NeuralNet):
     def __init__(
         self,
         *args,
-        penalty=None,
+        reference_module=None,
+        terms=(),
+        term_context=None,
+        augmentation=None,
         shuffle_seed=0,
         loss_weight=1.0,
         steps_per_epoch=None,
         **kwargs,
     ):
-        super().__init__(*args, **kwargs)
-        self.penalty = penalty
+        # Set before skorch's own: skorch refuses a torch module assigned to
+        # an attribute after its __init__ (outside its initialize methods).
+        self.reference_module = reference_module
+        self.terms = terms
+        self.term_context = term_context
+        self.augmentation = augmentation
         self.shuffle_seed = shuffle_seed
         self.loss_weight = loss_weight
         self.steps_per_epoch = steps_per_epoch
+        super().__init__(*args, **kwargs)
+
+    # --- modules and optimizer ---------------------------------------------
+
+    def initialize_module(self):
+        super().initialize_module()
+        if self.reference_module is not None:
+            self.reference_module_ = FrozenModule(self.reference_module)
+        return self
+
+    def initialize_optimizer(self, *args, **kwargs):
+        # Names, not ids: they survive pickling. Computed once here because
+        # skorch asks for the learnable parameters after every step.
+        self._frozen_names = {
+            f"{prefix}.{name}" if prefix else name
+            for prefix, submodule in self.module_.named_modules()
+            if isinstance(submodule, FrozenModule)
+            for name, _ in submodule.named_parameters()
+        }
+        return super().initialize_optimizer(*args, **kwargs)
+
+    def get_all_learnable_params(self):
+        # The trained network's parameters only: not the frozen reference's,
+        # nor those of frozen parts inside the network.
+        frozen = getattr(self, "_frozen_names", ())
+        for name, parameter in self.module_.named_parameters():
+            if name not in frozen:
+                yield name, parameter
+
+    # --- data --------------------------------------------------------------
+
+    def get_iterator(self, dataset, training=False):
+        if isinstance(dataset, LabelledDataset):
+            prefix = "iterator_train" if training else "iterator_valid"
+            options = self.get_params_for(prefix)
+            options.pop("shuffle", None)
+            generator = self._shuffle_generator() if training else None
+            return dataset.loader(
+                self.batch_size, shuffle=training, generator=generator, **options
+            )
+        if not isinstance(dataset, InMemoryDataset):
+            return super().get_iterator(dataset, training=training)
+        # Arrays held in memory are batched by slicing on the device, not by
+        # a DataLoader: worker processes would only copy what is already
+        # there. The DataLoader options still have to be valid ones.
+        prefix = "iterator_train" if training else "iterator_valid"
+        _check_loader_options(dataset, self.get_params_for(prefix))
+        if training:
+            return Batches(
+                dataset,
+                self.batch_size,
+                True,
+                self._shuffle_generator(),
+                self.steps_per_epoch,
+            )
+        return Batches(dataset, self.batch_size, False, None)
+
+    def _shuffle_generator(self):
+        if not hasattr(self, "_generator"):
+            self._generator = torch.Generator().manual_seed(self.shuffle_seed)
+        return self._generator
+
+    # --- one step ----------------------------------------------------------
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        inputs, targets = self._on_device(batch)
+        if self.augmentation is not None:
+            inputs = self.augmentation(inputs)
+        features, outputs = self.module_.forward_with_features(inputs)
+        loss = self.get_loss(outputs, targets, X=inputs, training=True)
+        if self.loss_weight != 1:
+            loss = loss * self.loss_weight
+        for weight, term in self.terms:
+            loss = loss + weight * term(
+                self.module_, inputs, features, outputs, targets.index
+            )
+        # One float read per step (skorch reads it again to log it); cheaper
+        # than a torch.isfinite tensor and its conversion to bool. Raises
+        # TrainingDivergedError on a non-finite or exploding loss.
+        self._loss_monitor.check(loss.item(), len(self.history))
+        loss.backward()
+        return {"loss": loss, "y_pred": outputs}
+
+    def validation_step(self, batch, **fit_params):
+        return super().validation_step(self._on_device(batch), **fit_params)
+
+    def _on_device(self, batch):
+        inputs, targets = batch
+        if inputs.device != torch.device(self.device):
+            inputs = inputs.to(self.device)
+            targets = type(targets)(
+                *(None if t is None else t.to(self.device) for t in targets)
+            )
+        return inputs, targets
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        per_sample = self.criterion_(y_pred, y_true.y)
+        if per_sample.ndim > 1:
+            per_sample = per_sample.flatten(start_dim=1).mean(dim=1)
+        return weighted_mean(per_sample, y_true.sample_weight)
+
+    def infer(self, x, **fit_params):
+        return self.module_(x)
+
+    # --- the fit's beginning and end ---------------------------------------
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        # Decided once per fit, not per step: see train_step.
+        self._plain_step = not isinstance(
+            self.optimizer_, torch.optim.LBFGS
+        ) and not self._listeners("on_grad_computed")
+        # Divergence detection (see _divergence): the inputs are only read to
+        # describe their scale if training diverges; DivergenceCheck drops
+        # the monitor at the end of training, so the net keeps no reference.
+        weight_names = [getattr(term, "weight_name", "lam") for _, term in self.terms]
+        self._loss_monitor = LossMonitor(
+            self.lr,
+            self.optimizer,
+            inputs=X.X if isinstance(X, InMemoryDataset) else None,
+            penalty_weight=", ".join(dict.fromkeys(weight_names)) or None,
+        )
+        self._prepare_terms(X)
+
+    def _prepare_terms(self, dataset):
+        if not self.terms:
+            return
+        reference = getattr(self, "reference_module_", None)
+        context = SourceContext(
+            source_module=None if reference is None else reference.module,
+            target_module=self.module_,
+            training_data=dataset,
+            batch_size=max(self.batch_size, 256),
+            training_batch_size=self.batch_size,
+            generator=torch.Generator().manual_seed(self.shuffle_seed + 1),
+            device=self.device,
+            **(self.term_context or {}),
+        )
+        prepared = []
+        try:
+            for _, term in self.terms:
+                # A plain callable is a term that needs no preparing.
+                getattr(term, "prepare", _nothing)(context)
+                prepared.append(term)
+        except BaseException:
+            for term in prepared:
+                getattr(term, "release", _nothing)()
+            raise
+        for _, term in self.terms:
+            # A term's own trainable parameters (a domain discriminator) learn
+            # with the network's optimizer; they exist only once prepared.
+            if isinstance(term, torch.nn.Module):
+                parameters = [p for p in term.parameters() if p.requires_grad]
+                if parameters:
+                    self.optimizer_.add_param_group({"params": parameters})
+
+    def drop_training_parts(self):
+        """Release the terms and drop what only training needed.
+
+        The terms' caches, the frozen reference network and the loss monitor
+        are not needed to predict, and would otherwise stay in the fitted
+        estimator and its pickles.
+        """
+        for _, term in self.terms:
+            getattr(term, "release", _nothing)()
+        self.terms = []
+        self.term_context = None
+        self.augmentation = None
+        self.__dict__.pop("_loss_monitor", None)
+        if getattr(self, "reference_module_", None) is not None:
+            del self.reference_module_
+            self.reference_module = None
+            self._modules = [
+                name for name in self._modules if name != "reference_module"
+            ]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_listener_cache", None)
+        state.pop("_loss_monitor", None)
+        return state
+
+    # --- speed: skorch's loop without its per-batch overhead ---------------
 
     def _listeners(self, method_name):
         """The callbacks that override ``method_name`` (cached per callback set)."""
@@ -304,25 +308,6 @@ class TransferNet(NeuralNet):
         getattr(self, method_name)(self, **cb_kwargs)
         for callback in self._listeners(method_name):
             getattr(callback, method_name)(self, **cb_kwargs)
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        # Decided once per fit, not per step: see train_step.
-        self._plain_step = not isinstance(
-            self.optimizer_, torch.optim.LBFGS
-        ) and not self._listeners("on_grad_computed")
-        # Divergence detection (see _divergence): the inputs are only read to
-        # describe their scale if training diverges; DivergenceCheck drops
-        # the monitor at the end of training, so the net keeps no reference.
-        self._loss_monitor = LossMonitor(
-            self.lr,
-            self.optimizer,
-            inputs=X.X if isinstance(X, InMemoryDataset) else None,
-            penalty_weight=(
-                None
-                if self.penalty is None
-                else getattr(self.penalty, "weight_name", "lam")
-            ),
-        )
 
     def train_step(self, batch, **fit_params):
         # skorch wraps every step in a closure, for optimizers that evaluate
@@ -369,97 +354,35 @@ class TransferNet(NeuralNet):
         if size_sum:
             self.history.record(loss_key, loss_sum / size_sum)
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_listener_cache", None)
-        state.pop("_loss_monitor", None)
-        return state
-
-    def initialize_optimizer(self, *args, **kwargs):
-        # Names, not ids: they survive pickling. Computed once here because
-        # skorch asks for the learnable parameters after every step.
-        self._frozen_names = {
-            f"{prefix}.{name}" if prefix else name
-            for prefix, submodule in self.module_.named_modules()
-            if isinstance(submodule, FrozenModule)
-            for name, _ in submodule.named_parameters()
-        }
-        return super().initialize_optimizer(*args, **kwargs)
-
-    def get_all_learnable_params(self):
-        frozen = getattr(self, "_frozen_names", ())
-        for name, parameter in super().get_all_learnable_params():
-            if name not in frozen:
-                yield name, parameter
-
-    def get_iterator(self, dataset, training=False):
-        if not isinstance(dataset, InMemoryDataset):
-            return super().get_iterator(dataset, training=training)
-        if training:
-            if not hasattr(self, "_generator"):
-                self._generator = torch.Generator().manual_seed(self.shuffle_seed)
-            return _Batches(
-                dataset, self.batch_size, True, self._generator, self.steps_per_epoch
-            )
-        return _Batches(dataset, self.batch_size, False, None)
-
-    def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
-        inputs, targets = batch
-        features, outputs = self.module_.forward_with_features(inputs)
-        loss = self.get_loss(outputs, targets, X=inputs, training=True)
-        if self.loss_weight != 1:
-            loss = loss * self.loss_weight
-        if self.penalty is not None:
-            loss = loss + self.penalty(
-                self.module_, inputs, features, outputs, targets.index
-            )
-        # One float read per step (skorch reads it again to log it); cheaper
-        # than a torch.isfinite tensor and its conversion to bool. Raises
-        # TrainingDivergedError on a non-finite or exploding loss.
-        self._loss_monitor.check(loss.item(), len(self.history))
-        loss.backward()
-        return {"loss": loss, "y_pred": outputs}
-
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        # skorch swallows KeyboardInterrupt and returns a half-trained net;
-        # inside GridSearchCV that silently scores it and goes on. Let it
-        # through instead (skorch's partial_fit only catches the builtin).
-        try:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except _StopTraining:
-            # Early stopping: hand skorch the KeyboardInterrupt it expects.
-            raise KeyboardInterrupt from None
-        except KeyboardInterrupt as exc:
-            raise TrainingInterrupted from exc
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        if not isinstance(y_true, Targets):
-            return super().get_loss(y_pred, y_true, X=X, training=training)
-        per_sample = self.criterion_(y_pred, y_true.y)
-        if per_sample.ndim > 1:
-            per_sample = per_sample.flatten(start_dim=1).mean(dim=1)
-        if y_true.sample_weight is None:
-            return per_sample.mean()
-        weight = y_true.sample_weight
-        return (per_sample * weight).sum() / weight.sum().clamp_min(
-            torch.finfo(weight.dtype).tiny
-        )
-
     def _set_training(self, training=True):
         # skorch calls this for every batch; module.train() walks every
         # sub-module, which costs more than the step itself on small nets.
         if self.module_.training != training:
             super()._set_training(training)
 
+    # --- completion --------------------------------------------------------
+
+    def training_completed(self):
+        """True when training ran to its end: every epoch, or early stopping.
+
+        skorch ends training quietly on a ``KeyboardInterrupt`` (the signal of
+        its early stopping, and the user's Ctrl-C alike); the estimator asks
+        this afterwards and lets a user's interrupt through.
+        """
+        watch = dict(self.callbacks_).get("completion")
+        stopper = dict(self.callbacks_).get("early_stopping")
+        return watch.completed_epochs_ >= self.max_epochs or bool(
+            getattr(stopper, "stopped_", False)
+        )
+
+    # --- prediction --------------------------------------------------------
+
     def predict_outputs(self, X, dtype, reduce=None):
-        """Raw network outputs for a numpy array, batched, in eval mode.
+        """Raw network outputs for a numpy array or a Dataset, in eval mode.
 
         ``reduce``, when given, maps each batch of outputs to what is kept of
         it (e.g. the argmax), so that only that is ever held for all rows.
         """
-        from ._validation import to_batch_tensor
-
         self.module_.eval()
         # Each batch goes into one preallocated array. Collecting the batches
         # and concatenating them would need the outputs twice, and keeping
@@ -468,102 +391,182 @@ class TransferNet(NeuralNet):
         # 3x the size of X.
         outputs = None
         with torch.inference_mode():
-            for start in range(0, X.shape[0], self.batch_size):
-                stop = start + self.batch_size
-                batch = self.module_(to_batch_tensor(X[start:stop], dtype, self.device))
+            for start, stop, inputs in self._prediction_batches(X, dtype):
+                batch = self.module_(inputs)
                 if reduce is not None:
                     batch = reduce(batch)
                 if outputs is None:
-                    outputs = torch.empty(
-                        (X.shape[0], *batch.shape[1:]), dtype=batch.dtype
-                    )
-                outputs[start:stop] = batch
+                    outputs = torch.empty((len(X), *batch.shape[1:]), dtype=batch.dtype)
+                outputs[start:stop] = batch.cpu()
         return outputs.numpy()
 
+    def _prediction_batches(self, X, dtype):
+        if isinstance(X, np.ndarray):
+            for start in range(0, X.shape[0], self.batch_size):
+                stop = min(start + self.batch_size, X.shape[0])
+                yield start, stop, to_batch_tensor(X[start:stop], dtype, self.device)
+            return
+        start = 0
+        for inputs in X.input_batches(self.batch_size):
+            stop = start + inputs.shape[0]
+            yield start, stop, inputs.to(self.device)
+            start = stop
 
-def build_net(
-    module,
-    *,
-    criterion,
-    optimizer,
-    optimizer_kwargs,
-    lr,
-    max_epochs,
-    batch_size,
-    device,
-    verbose,
-    seed,
-    freeze_prefixes=(),
-    unfreeze_at=None,
-    lr_groups=(),
-    validation_data=None,
-    n_iter_no_change=10,
-    penalty=None,
-    loss_weight=1.0,
-    steps_per_epoch=None,
-):
-    """Assemble a :class:`TransferNet` from the estimators' settings.
+
+class _EarlyStopping(EarlyStopping):
+    """skorch's early stopping, recording that it stopped training.
+
+    It stops by raising ``KeyboardInterrupt``, which skorch catches, as it
+    catches a user's Ctrl-C: the record tells them apart afterwards (see
+    :meth:`TransferNet.training_completed`).
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        self.stopped_ = False
+        return super().on_train_begin(net, **kwargs)
+
+    def on_epoch_end(self, net, **kwargs):
+        try:
+            super().on_epoch_end(net, **kwargs)
+        except KeyboardInterrupt:
+            self.stopped_ = True
+            raise
+
+
+class _Completion(Callback):
+    """Counts the epochs that ran to their end."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.completed_epochs_ = 0
+
+    def on_epoch_end(self, net, **kwargs):
+        self.completed_epochs_ += 1
+
+
+class _ValidationScore(Callback):
+    """Accuracy (classifiers) or R² (regressors) on the held-out part, per epoch.
+
+    Computed from the validation step's own predictions, so it costs no
+    extra forward pass; shown in the epoch table as ``valid_acc`` or
+    ``valid_r2``.
+    """
+
+    def __init__(self, task):
+        self.task = task
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._sums = []
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if training:
+            return
+        y = batch[1].y.to(y_pred.device)
+        if self.task == "classification":
+            self._sums.append(
+                ((y_pred.argmax(dim=1) == y).sum().item(), y.shape[0], None)
+            )
+        else:
+            y = y.reshape(y_pred.shape)
+            self._sums.append(
+                (
+                    (y - y_pred).pow(2).sum().item(),
+                    y.shape[0],
+                    (y.sum(dim=0).cpu(), y.pow(2).sum(dim=0).cpu()),
+                )
+            )
+
+    def on_epoch_end(self, net, **kwargs):
+        if not self._sums:
+            return
+        n_rows = sum(n for _, n, _ in self._sums)
+        if self.task == "classification":
+            net.history.record("valid_acc", sum(c for c, _, _ in self._sums) / n_rows)
+            return
+        squared_error = sum(e for e, _, _ in self._sums)
+        total = sum(s for _, _, (s, _) in self._sums)
+        total_squares = sum(q for _, _, (_, q) in self._sums)
+        variance = (total_squares - total.pow(2) / n_rows).sum().item()
+        score = 1.0 - squared_error / variance if variance > 0 else float("nan")
+        net.history.record("valid_r2", score)
+
+
+def build_net(plan, settings, *, seed, max_epochs, task, validation_data=None):
+    """Assemble a :class:`TransferNet` from a plan and the estimator's settings.
 
     Parameters
     ----------
-    freeze_prefixes : list of str
-        Parameter-name prefixes of ``module`` that do not train, until epoch
-        ``unfreeze_at`` (1-based) when given.
-    lr_groups : list of (prefixes, lr)
-        Learning rates of parameter groups; the rest uses ``lr``.
-    validation_data : InMemoryDataset or None
+    plan : TrainingPlan
+        What to train (see :mod:`sktransfer._plan`).
+    settings : NetworkEstimator
+        The estimator: its training parameters (``optimizer``, ``lr``,
+        ``batch_size``, ``callbacks``, ``net_params``…).
+    seed : int
+        Seeds the batch order.
+    max_epochs : int
+        Epochs to train (``"auto"`` already resolved).
+    task : {"classification", "regression"}
+    validation_data : Dataset or None
         When given, the validation loss is reported every epoch and training
         stops after ``n_iter_no_change`` epochs without improvement, keeping
         the best epoch's weights.
     """
+    verbose = settings.verbose
     callbacks = [("progress", EpochProgress())] if verbose else []
-    if freeze_prefixes:
-        patterns = prefix_patterns(freeze_prefixes)
+    if plan.freeze_prefixes:
+        patterns = prefix_patterns(plan.freeze_prefixes)
         callbacks.append(("freeze", Freezer(patterns, at=1)))
-        if unfreeze_at is not None:
-            callbacks.append(("unfreeze", Unfreezer(patterns, at=unfreeze_at)))
+        if plan.unfreeze_at is not None:
+            callbacks.append(("unfreeze", Unfreezer(patterns, at=plan.unfreeze_at)))
     if validation_data is not None:
+        if verbose:
+            callbacks.append(("validation_score", _ValidationScore(task)))
         callbacks.append(
             (
                 "early_stopping",
                 _EarlyStopping(
                     monitor="valid_loss",
-                    patience=n_iter_no_change,
+                    patience=settings.n_iter_no_change,
                     load_best=True,
                     sink=print if verbose else _silent,
                 ),
             )
         )
+    callbacks.extend(_user_callbacks(settings.callbacks))
+    callbacks.append(("completion", _Completion()))
     # Last: it checks the network that training leaves (after early stopping
     # restored the best weights).
     callbacks.append(("divergence_check", DivergenceCheck()))
     optimizer_params = {
-        f"optimizer__{key}": value for key, value in (optimizer_kwargs or {}).items()
+        f"optimizer__{key}": value
+        for key, value in (settings.optimizer_kwargs or {}).items()
     }
     param_groups = [
-        (pattern, {"lr": group_lr})
-        for prefixes, group_lr in lr_groups
+        (pattern, {"lr": settings.lr * ratio})
+        for prefixes, ratio in plan.lr_groups
         for pattern in prefix_patterns(prefixes)
     ]
     if param_groups:
         optimizer_params["optimizer__param_groups"] = param_groups
     return TransferNet(
-        module,
-        criterion=criterion,
-        optimizer=optimizer,
-        lr=lr,
+        plan.module,
+        criterion=plan.criterion,
+        optimizer=settings.optimizer,
+        lr=settings.lr,
         max_epochs=max_epochs,
-        batch_size=batch_size,
+        batch_size=settings.batch_size,
         train_split=(
             None if validation_data is None else predefined_split(validation_data)
         ),
         callbacks=callbacks,
-        device=device,
+        device=settings.device,
         verbose=verbose,
-        penalty=penalty,
+        reference_module=plan.reference_module,
+        terms=list(plan.terms),
+        term_context=plan.term_context,
+        augmentation=getattr(settings, "augmentation", None),
         shuffle_seed=seed,
-        loss_weight=loss_weight,
-        steps_per_epoch=steps_per_epoch,
+        loss_weight=plan.loss_weight,
+        steps_per_epoch=plan.steps_per_epoch,
         # Silent fits need no progress table (skorch's PrintLog would still
         # tabulate one every epoch, about 0.5 ms), nor the scoring callbacks
         # that only feed it the "best so far" marks: run_single_epoch records
@@ -578,28 +581,30 @@ def build_net(
             }
         ),
         **optimizer_params,
+        **(settings.net_params or {}),
     )
+
+
+def _check_loader_options(dataset, options):
+    """Raise skorch's TypeError for an option ``DataLoader`` does not take."""
+    if options:
+        options = {key: value for key, value in options.items() if key != "shuffle"}
+        DataLoader(dataset, **options)
+
+
+def _user_callbacks(callbacks):
+    """The user's skorch callbacks, named, as private copies for this fit."""
+    named = []
+    for callback in callbacks or ():
+        name, callback = callback if isinstance(callback, tuple) else (None, callback)
+        callback = copy.deepcopy(callback)
+        named.append((name or type(callback).__name__, callback))
+    return named
 
 
 def _silent(*args, **kwargs):
     pass
 
 
-@contextlib.contextmanager
-def seeded(seed, device):
-    """Seed torch for one fit, then restore the global generator.
-
-    Weight initialisation and dropout draw from torch's global generator;
-    forking it keeps the user's own random stream untouched.
-    """
-    devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-def draw_seed(random_state):
-    """An int seed from a sklearn ``random_state``."""
-    from sklearn.utils import check_random_state
-
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+def _nothing(*args, **kwargs):
+    pass

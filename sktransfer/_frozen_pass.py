@@ -12,7 +12,13 @@ import torch
 
 from ._validation import to_batch_tensor
 
-__all__ = ["FrozenSourceOutputs"]
+__all__ = ["FrozenSourceOutputs", "array_batches"]
+
+
+def array_batches(X, input_dtype, device, batch_size):
+    """Tensors of ``batch_size`` rows of the array ``X``, on ``device``."""
+    for start in range(0, X.shape[0], batch_size):
+        yield to_batch_tensor(X[start : start + batch_size], input_dtype, device)
 
 
 class FrozenSourceOutputs:
@@ -33,47 +39,47 @@ class FrozenSourceOutputs:
         self.outputs = outputs
 
     @classmethod
-    def compute(cls, body, head, X, *, input_dtype, batch_size, device):
-        """Run ``body`` and ``head`` over ``X`` in batches, in eval mode.
+    def compute(cls, body, head, batches, n_rows):
+        """Run ``body`` and ``head`` over ``batches`` of inputs, in eval mode.
 
-        Memory is bounded by one batch of activations plus what is kept.
-        Training modes are restored afterwards.
+        ``batches`` yields input tensors on the network's device, in row order
+        (``n_rows`` in all). Memory is bounded by one batch of activations
+        plus what is kept. Training modes are restored afterwards.
         """
         modes = [(module, module.training) for module in (body, head)]
         body.eval()
         head.eval()
         features = outputs = None
         head_fits = True
+        start = 0
         try:
             with torch.inference_mode():
-                for start in range(0, X.shape[0], batch_size):
-                    stop = start + batch_size
-                    batch = to_batch_tensor(X[start:stop], input_dtype, device)
+                for batch in batches:
+                    stop = start + batch.shape[0]
                     batch_features = body(batch)
                     if features is None:
                         features = np.empty(
-                            (X.shape[0], *batch_features.shape[1:]),
+                            (n_rows, *batch_features.shape[1:]),
                             dtype=_numpy_dtype(batch_features.dtype),
                         )
                     features[start:stop] = batch_features.cpu().numpy()
-                    if not head_fits:
-                        continue
-                    try:
-                        batch_outputs = head(batch_features)
-                    except (RuntimeError, ValueError, TypeError):
-                        batch_outputs = None
-                    if not (
-                        isinstance(batch_outputs, torch.Tensor)
-                        and batch_outputs.ndim == 2
-                    ):
-                        head_fits = False
-                        continue
-                    if outputs is None:
-                        outputs = np.empty(
-                            (X.shape[0], batch_outputs.shape[1]),
-                            dtype=_numpy_dtype(batch_outputs.dtype),
+                    if head_fits:
+                        try:
+                            batch_outputs = head(batch_features)
+                        except (RuntimeError, ValueError, TypeError):
+                            batch_outputs = None
+                        head_fits = (
+                            isinstance(batch_outputs, torch.Tensor)
+                            and batch_outputs.ndim == 2
                         )
-                    outputs[start:stop] = batch_outputs.cpu().numpy()
+                    if head_fits:
+                        if outputs is None:
+                            outputs = np.empty(
+                                (n_rows, batch_outputs.shape[1]),
+                                dtype=_numpy_dtype(batch_outputs.dtype),
+                            )
+                        outputs[start:stop] = batch_outputs.cpu().numpy()
+                    start = stop
         finally:
             for module, mode in modes:
                 module.train(mode)

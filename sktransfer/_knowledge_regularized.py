@@ -4,175 +4,31 @@ import copy
 from numbers import Real
 
 import torch
-from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._engine import BodyHeadModule
-from ._fine_tuning import (
-    _CLASSIFIER_PARAMETERS,
-    _SHARED_ATTRIBUTES,
-    _SHARED_PARAMETERS,
+from ._docstrings import (
+    FINE_TUNING,
+    HEAD,
+    NETWORK_ATTRIBUTES,
+    SOURCE,
+    SOURCE_CLASSES,
+    TRAINING,
+    Substitution,
 )
-from ._network_estimator import (
-    BaseNetworkEstimator,
-    ClassifierTargetsMixin,
-    RegressorTargetsMixin,
-    logits_head,
-)
+from ._fine_tuning import FineTuning
+from ._heads import logits_head
+from ._modules import BodyHeadModule
 from ._source import split_body_head
 from ._source_classes import SourceClassesMixin, select_head_rows
-from .knowledge import (
-    L2SP,
-    FeatureDistillation,
-    NewParameterL2,
-    OutputDistillation,
-    SourceContext,
-)
+from ._targets import ClassifierTargetsMixin, RegressorTargetsMixin
+from ._unlabeled import unlabeled_dataset
+from .knowledge import L2SP, FeatureDistillation, NewParameterL2, OutputDistillation
 
 __all__ = ["KnowledgeRegularizedClassifier", "KnowledgeRegularizedRegressor"]
 
-
-class _WeightedPenalty:
-    """``Σ weight · term(...)`` over the active terms, for the engine."""
-
-    def __init__(self, weighted_terms):
-        self.weighted_terms = weighted_terms
-
-    def __call__(self, module, inputs, features, outputs, index):
-        total = 0.0
-        for weight, term in self.weighted_terms:
-            total = total + weight * term(module, inputs, features, outputs, index)
-        return total
-
-    def release(self):
-        for _, term in self.weighted_terms:
-            release = getattr(term, "release", None)
-            if release is not None:
-                release()
-
-
-class _KnowledgeRegularized(BaseNetworkEstimator):
-    _parameter_constraints = {
-        **BaseNetworkEstimator._parameter_constraints,
-        "knowledge": [StrOptions({"l2sp", "features", "outputs"}), callable],
-        "lam": [Interval(Real, 0, None, closed="left")],
-        "beta": [Interval(Real, 0, None, closed="left")],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
-        "feature_layers": [list, tuple, None],
-    }
-
-    def __init__(
-        self,
-        source_module,
-        *,
-        knowledge="l2sp",
-        lam=0.01,
-        beta=0.0,
-        temperature=2.0,
-        feature_layers=None,
-        source_weights=None,
-        head="auto",
-        freeze=None,
-        unfreeze_at=None,
-        body_lr_ratio=1.0,
-        reinitialize=False,
-        head_init="linear_probe",
-        interpolation=1.0,
-        max_epochs="auto",
-        lr=1e-3,
-        batch_size=32,
-        optimizer=torch.optim.Adam,
-        optimizer_kwargs=None,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        device="cpu",
-        random_state=None,
-        verbose=0,
-    ):
-        self.source_module = source_module
-        self.knowledge = knowledge
-        self.lam = lam
-        self.beta = beta
-        self.temperature = temperature
-        self.feature_layers = feature_layers
-        self.source_weights = source_weights
-        self.head = head
-        self.freeze = freeze
-        self.unfreeze_at = unfreeze_at
-        self.body_lr_ratio = body_lr_ratio
-        self.reinitialize = reinitialize
-        self.head_init = head_init
-        self.interpolation = interpolation
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.optimizer_kwargs = optimizer_kwargs
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-
-    def _knowledge_term(self):
-        if self.knowledge == "l2sp":
-            return L2SP()
-        if self.knowledge == "features":
-            return FeatureDistillation(layers=self.feature_layers)
-        if self.knowledge == "outputs":
-            return OutputDistillation(temperature=self.temperature)
-        # The user's object may keep state in prepare(): work on a copy.
-        return copy.deepcopy(self.knowledge)
-
-    def _source_reference(self, source_network):
-        if self.lam == 0 and self.beta == 0:
-            # Nothing to add: train exactly as FineTuned* would.
-            return None
-        return copy.deepcopy(source_network)
-
-    def _make_penalty(self, source_reference, train_data, module):
-        if source_reference is None:
-            return None
-        head_is_new = self.head_choice_ == "new"
-        weighted_terms = []
-        if self.lam > 0:
-            weighted_terms.append((self.lam, self._knowledge_term()))
-        if self.beta > 0 and head_is_new:
-            weighted_terms.append((self.beta, NewParameterL2()))
-        if not weighted_terms:
-            return None
-        body, head, head_name = split_body_head(source_reference)
-        head = logits_head(head)
-        if not head_is_new and self._head_rows is not None:
-            # The reused head scores the target's classes only: the terms
-            # compare it with the same rows of the source head.
-            head = select_head_rows(head, self._head_rows, head_name)
-        reference_module = BodyHeadModule(body, head).to(self.device)
-        reference_module.requires_grad_(False).eval()
-        context = SourceContext(
-            source_module=reference_module,
-            target_module=module,
-            inputs=train_data.X,
-            batch_size=max(self.batch_size, 256),
-            head_is_new=head_is_new,
-            task=self._task,
-        )
-        penalty = _WeightedPenalty(weighted_terms)
-        try:
-            for _, term in weighted_terms:
-                prepare = getattr(term, "prepare", None)
-                if prepare is not None:
-                    prepare(context)
-        except BaseException:
-            penalty.release()
-            raise
-        return penalty
-
-
-_KNOWLEDGE_PARAMETERS = """\
-    knowledge : {"l2sp", "features", "outputs"} or callable, default="l2sp"
+_KNOWLEDGE = """\
+knowledge : {"l2sp", "features", "outputs"} or callable, default="l2sp"
         The knowledge term ``K(θ)``:
 
         - ``"l2sp"``: :class:`~sktransfer.knowledge.L2SP`,
@@ -202,14 +58,102 @@ _KNOWLEDGE_PARAMETERS = """\
         Softmax temperature of ``knowledge="outputs"``.
     feature_layers : list of str or None, default=None
         Layers matched by ``knowledge="features"``, named as in the source
-        network's ``named_modules()``; None matches the body's output.
-"""
+        network's ``named_modules()``; None matches the body's output."""
 
 
+class _KnowledgeRegularized(FineTuning):
+    """Fine-tuning whose plan adds ``lam · K(θ)`` (and ``beta`` on a new head)."""
+
+    _parameter_constraints = {
+        **FineTuning._parameter_constraints,
+        "knowledge": [StrOptions({"l2sp", "features", "outputs"}), callable],
+        "lam": [Interval(Real, 0, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "feature_layers": [list, tuple, None],
+    }
+
+    # No other estimator consumes it: requested by default under routing.
+    __metadata_request__fit = {"unlabeled_data": True}
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, unlabeled_data=None):
+        """Fine-tune on (X, y) with the knowledge term.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or torch Dataset of shape (n_samples, ...)
+            Inputs the source network accepts.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target labels (classifier) or values (regressor).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the data loss and of the terms that read
+            the training rows.
+        unlabeled_data : UnlabeledData, default=None
+            Target inputs without labels, handed to the knowledge term as
+            ``context.unlabeled_data`` (the built-in terms do not use them;
+            a term of your own, or :mod:`sktransfer.adaptation`'s, may).
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit_guarded(X, y, sample_weight, unlabeled_data=unlabeled_data)
+
+    def _plan(self, source_network, probe, rows, unlabeled_data=None):
+        # The penalty compares with the source as it was: copied before the
+        # fine-tuning plan splits the network and trains its body.
+        needs_source = rows is not None and (self.lam > 0 or self.beta > 0)
+        source = copy.deepcopy(source_network) if needs_source else None
+        plan, decision = self._fine_tuning_plan(source_network, probe, rows)
+        head_is_new = not decision.reuse
+        terms = []
+        if needs_source and self.lam > 0:
+            terms.append((self.lam, self._knowledge_term()))
+        if needs_source and self.beta > 0 and head_is_new:
+            terms.append((self.beta, NewParameterL2()))
+        if not terms:
+            # lam = 0 (and no beta): exactly the fine-tuning plan.
+            return plan
+        body, head, head_name = split_body_head(source)
+        head = logits_head(head)
+        if decision.reuse and decision.rows is not None:
+            # The reused head scores the target's classes only: the terms
+            # compare it with the same rows of the source head.
+            head = select_head_rows(head, decision.rows, head_name)
+        plan.terms = terms
+        plan.reference_module = BodyHeadModule(body, head)
+        plan.term_context = {
+            "head_is_new": head_is_new,
+            "task": self._task,
+            "unlabeled_data": unlabeled_dataset(unlabeled_data, probe, self.device),
+        }
+        return plan
+
+    def _knowledge_term(self):
+        if self.knowledge == "l2sp":
+            return L2SP()
+        if self.knowledge == "features":
+            return FeatureDistillation(layers=self.feature_layers)
+        if self.knowledge == "outputs":
+            return OutputDistillation(temperature=self.temperature)
+        # The user's object may keep state in prepare(): work on a copy.
+        return copy.deepcopy(self.knowledge)
+
+
+@Substitution(
+    source=SOURCE,
+    knowledge=_KNOWLEDGE,
+    head=HEAD,
+    source_classes=SOURCE_CLASSES,
+    fine_tuning=FINE_TUNING,
+    training=TRAINING,
+    attributes=NETWORK_ATTRIBUTES,
+)
 class KnowledgeRegularizedClassifier(
     SourceClassesMixin, ClassifierTargetsMixin, ClassifierMixin, _KnowledgeRegularized
 ):
-    __doc__ = f"""Fine-tune a classifier while staying close to the source network.
+    """Fine-tune a classifier while staying close to the source network.
 
     Knowledge transfer: minimises
 
@@ -229,12 +173,19 @@ class KnowledgeRegularizedClassifier(
 
     Parameters
     ----------
-{_KNOWLEDGE_PARAMETERS}{_CLASSIFIER_PARAMETERS}
+    {source}
+    {knowledge}
+    {head}
+    {source_classes}
+    {fine_tuning}
+    {training}
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels, in the order of the network's outputs.
-{_SHARED_ATTRIBUTES}
+    {attributes}
+
     See Also
     --------
     FineTunedClassifier : the same without the knowledge term (``lam=0``).
@@ -287,44 +238,56 @@ class KnowledgeRegularizedClassifier(
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        callbacks=None,
+        net_params=None,
+        augmentation=None,
         device="cpu",
         random_state=None,
         verbose=0,
     ):
-        super().__init__(
-            source_module,
-            knowledge=knowledge,
-            lam=lam,
-            beta=beta,
-            temperature=temperature,
-            feature_layers=feature_layers,
-            source_weights=source_weights,
-            head=head,
-            freeze=freeze,
-            unfreeze_at=unfreeze_at,
-            body_lr_ratio=body_lr_ratio,
-            reinitialize=reinitialize,
-            head_init=head_init,
-            interpolation=interpolation,
-            max_epochs=max_epochs,
-            lr=lr,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            optimizer_kwargs=optimizer_kwargs,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        self.source_module = source_module
+        self.knowledge = knowledge
+        self.lam = lam
+        self.beta = beta
+        self.temperature = temperature
+        self.feature_layers = feature_layers
+        self.source_weights = source_weights
+        self.head = head
         self.source_classes = source_classes
+        self.freeze = freeze
+        self.unfreeze_at = unfreeze_at
+        self.body_lr_ratio = body_lr_ratio
+        self.reinitialize = reinitialize
+        self.head_init = head_init
+        self.interpolation = interpolation
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.callbacks = callbacks
+        self.net_params = net_params
+        self.augmentation = augmentation
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
 
 
+@Substitution(
+    source=SOURCE,
+    knowledge=_KNOWLEDGE,
+    head=HEAD,
+    fine_tuning=FINE_TUNING,
+    training=TRAINING,
+    attributes=NETWORK_ATTRIBUTES,
+)
 class KnowledgeRegularizedRegressor(
     RegressorTargetsMixin, RegressorMixin, _KnowledgeRegularized
 ):
-    __doc__ = f"""Fine-tune a regressor while staying close to the source network.
+    """Fine-tune a regressor while staying close to the source network.
 
     Knowledge transfer: minimises
 
@@ -336,12 +299,18 @@ class KnowledgeRegularizedRegressor(
 
     Parameters
     ----------
-{_KNOWLEDGE_PARAMETERS}{_SHARED_PARAMETERS}
+    {source}
+    {knowledge}
+    {head}
+    {fine_tuning}
+    {training}
+
     Attributes
     ----------
     n_outputs_ : int
         Number of target columns.
-{_SHARED_ATTRIBUTES}
+    {attributes}
+
     See Also
     --------
     FineTunedRegressor : the same without the knowledge term (``lam=0``).
@@ -362,3 +331,64 @@ class KnowledgeRegularizedRegressor(
     >>> reg.predict(X[:3]).shape
     (3,)
     """
+
+    def __init__(
+        self,
+        source_module,
+        *,
+        knowledge="l2sp",
+        lam=0.01,
+        beta=0.0,
+        temperature=2.0,
+        feature_layers=None,
+        source_weights=None,
+        head="auto",
+        freeze=None,
+        unfreeze_at=None,
+        body_lr_ratio=1.0,
+        reinitialize=False,
+        head_init="linear_probe",
+        interpolation=1.0,
+        max_epochs="auto",
+        lr=1e-3,
+        batch_size=32,
+        optimizer=torch.optim.Adam,
+        optimizer_kwargs=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        callbacks=None,
+        net_params=None,
+        augmentation=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.source_module = source_module
+        self.knowledge = knowledge
+        self.lam = lam
+        self.beta = beta
+        self.temperature = temperature
+        self.feature_layers = feature_layers
+        self.source_weights = source_weights
+        self.head = head
+        self.freeze = freeze
+        self.unfreeze_at = unfreeze_at
+        self.body_lr_ratio = body_lr_ratio
+        self.reinitialize = reinitialize
+        self.head_init = head_init
+        self.interpolation = interpolation
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.callbacks = callbacks
+        self.net_params = net_params
+        self.augmentation = augmentation
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose

@@ -274,8 +274,9 @@ def load_fitted(directory, source_module, *, key=None, **params):
 
 def _check_supported(estimator_class):
     from ._auto import _AutoTransfer
+    from ._core import SourceNetworkEstimator
     from ._feature_transfer import PretrainedFeatureTransformer
-    from ._network_estimator import BaseNetworkEstimator
+    from ._self_training import PseudoLabelingClassifier
 
     if issubclass(estimator_class, _AutoTransfer):
         raise TypeError(
@@ -285,8 +286,14 @@ def _check_supported(estimator_class):
             "sktransfer estimator, otherwise with a format for scikit-learn "
             "models (e.g. skops)."
         )
+    if issubclass(estimator_class, PseudoLabelingClassifier):
+        raise TypeError(
+            f"save_fitted does not support {estimator_class.__name__}, a wrapper "
+            "whose predictions are those of estimator_, the model it fitted "
+            "last: save estimator_ instead."
+        )
     if not issubclass(
-        estimator_class, (BaseNetworkEstimator, PretrainedFeatureTransformer)
+        estimator_class, (SourceNetworkEstimator, PretrainedFeatureTransformer)
     ):
         raise TypeError(
             f"save_fitted does not support {estimator_class.__name__}; it saves "
@@ -360,36 +367,19 @@ def _check_passed_again(passed_again, estimator_class):
 
 
 def _restore_network_estimator(estimator, weights_path, history):
-    from skorch.history import History
-
-    from ._engine import seeded
-    from ._network_estimator import _probe
+    from ._heads import forward_probe
+    from ._seeding import seeded
     from ._source import resolve_source
 
-    saved_head = estimator.head_choice_
     network = resolve_source(estimator.source_module)
     probe = torch.zeros((1, *estimator._sample_shape), dtype=estimator._input_dtype)
     # A new head and lazy layers draw initial weights, overwritten below; the
     # fork keeps the user's global random stream as it was.
     with seeded(0, "cpu"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # reinitialize=True notes
-        _probe(network, probe.clone())
-        module = estimator._rebuild_module(network, probe)
-    if estimator.head_choice_ != saved_head:
-        raise ValueError(
-            f"The estimator was saved with head_choice_={saved_head!r}, but the "
-            f"source_module given to load_fitted leads to "
-            f"{estimator.head_choice_!r}: it is not the architecture the "
-            "estimator was fitted with."
-        )
+        forward_probe(network, probe.clone())
+        module = estimator._rebuild(network, probe, history)
     _load_weights(module, weights_path)
-    module.to(estimator.device)
-    net = estimator._new_net(module, seed=0)
-    net.initialize()
-    net.history = History(history or [])
-    estimator.net_ = net
-    estimator.module_ = net.module_
-    estimator.history_ = net.history
 
 
 def _restore_transformer(estimator, weights_path):

@@ -243,21 +243,25 @@ def evaluate_run(run, data, train, test, scorer):
 def _evaluate_network(run, data, train, test, scorer, start):
     interpolations = [c.params["interpolation"] for c in run.candidates[1:]]
     estimator = clone(run.estimator)
+    started_from = []
     estimator._fit_guarded(
         data.X[train],
         data.y[train],
         data.sample_weight[train],
         frozen_outputs=data.frozen.take(train),
-        keep_start_weights=bool(interpolations),
+        after_training=(
+            (lambda module, weights: started_from.append(weights))
+            if interpolations
+            else None
+        ),
     )
     fit_time = time.perf_counter() - start
     X_test, y_test = data.X[test], data.y[test]
     results = [(scorer(estimator, X_test, y_test), fit_time, None)]
     if interpolations:
         module = estimator.module_
-        start_weights = estimator.__dict__.pop("_start_weights")
         fine_tuned = snapshot_weights(module)
         for interpolation in interpolations:
-            interpolate_weights(module, start_weights, interpolation, end=fine_tuned)
+            interpolate_weights(module, started_from[0], interpolation, end=fine_tuned)
             results.append((scorer(estimator, X_test, y_test), fit_time, None))
     return results

@@ -27,6 +27,7 @@ __all__ = [
     "load_state_dict_file",
     "resolve_source",
     "split_body_head",
+    "split_network",
 ]
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -330,3 +331,15 @@ def expected_input_spec(module):
             return InputSpec(name, None, -1, None, True)
         return None
     return None
+
+
+def split_network(module):
+    """:func:`split_body_head`, also for a single layer (an identity body).
+
+    For networks other than the source (a student, a target network), which
+    may be one layer.
+    """
+    has_children = next(module.children(), None) is not None
+    if not has_children and next(module.parameters(), None) is not None:
+        return nn.Identity(), module, "(the whole network)"
+    return split_body_head(module)

@@ -12,7 +12,13 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["SOURCE_CLASSES_PARAMETER", "SourceClassesMixin", "select_head_rows"]
+__all__ = [
+    "SOURCE_CLASSES_PARAMETER",
+    "SourceClassesMixin",
+    "check_source_classes",
+    "rows_of_classes",
+    "select_head_rows",
+]
 
 SOURCE_CLASSES_PARAMETER = """\
     source_classes : array-like of shape (n_source_outputs,) or None, default=None
@@ -31,52 +37,84 @@ SOURCE_CLASSES_PARAMETER = """\
 """
 
 
+def check_source_classes(source_classes, n_source_outputs, where):
+    """The labels of the source outputs, as a list; refused when they cannot be.
+
+    The one check of ``source_classes``, for every estimator that takes it:
+    one label per output, in output order, each label once.
+
+    Parameters
+    ----------
+    source_classes : array-like
+        What the user passed.
+    n_source_outputs : int or None
+        The width of the source's outputs; None when they are not one vector
+        per sample.
+    where : str
+        Names the outputs in messages, e.g. ``"the source head '2'"``.
+    """
+    labels = np.asarray(source_classes)
+    if n_source_outputs is None:
+        raise ValueError(
+            f"source_classes needs one output per class, but {where} does not "
+            "give one vector of scores per sample."
+        )
+    if labels.ndim != 1 or labels.shape[0] != n_source_outputs:
+        raise ValueError(
+            f"source_classes names {labels.size} labels, but {where} has "
+            f"{n_source_outputs} outputs: give one label per output, in output "
+            "order."
+        )
+    labels = labels.tolist()
+    if len(set(labels)) != len(labels):
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        raise ValueError(
+            f"source_classes holds the labels {repeated} more than once; "
+            "each source output has its own label."
+        )
+    return labels
+
+
+def rows_of_classes(labels, classes):
+    """``(rows, missing)``: the source outputs of ``classes``, in their order.
+
+    ``rows`` is None when some class has no output (then ``missing`` lists
+    them), or when the outputs are exactly ``classes`` in order (nothing to
+    select).
+    """
+    lookup = {label: row for row, label in enumerate(labels)}
+    missing = [label for label in classes if label not in lookup]
+    if missing:
+        return None, missing
+    rows = [lookup[label] for label in classes]
+    return (None if rows == list(range(len(labels))) else rows), []
+
+
 class SourceClassesMixin:
     """Which rows of the source head score the target's classes, by label.
 
-    For the classifiers whose ``_build_module`` is
-    :meth:`BaseNetworkEstimator._build_module`; the estimator has the
-    parameter ``source_classes``.
+    For the classifiers with the parameter ``source_classes``.
     """
 
     def _source_rows(self, head_name, source_width, source_shape):
-        """``(rows, missing)`` for the source head (see the base class)."""
+        """``(rows, missing)`` of the source head for ``classes_``.
+
+        ``rows`` lists, in ``classes_`` order, the outputs a reused head
+        keeps (None: every output, matched by position); ``missing`` the
+        classes the source has no output for.
+        """
         if self.source_classes is None:
             return None, []
-        source_classes = np.asarray(self.source_classes)
         if head_name is None:
             raise ValueError(
                 "source_classes names the labels of the source head's outputs, "
                 "but the source network has no head (its output is a feature "
                 "vector). Pass source_classes=None."
             )
-        if source_width is None:
-            raise ValueError(
-                f"source_classes needs a source head with one output per class, "
-                f"but the source head {head_name!r} gives outputs of shape "
-                f"{source_shape} per sample."
-            )
-        if source_classes.ndim != 1 or source_classes.shape[0] != source_width:
-            raise ValueError(
-                f"source_classes names {source_classes.size} labels, but the "
-                f"source head {head_name!r} has {source_width} outputs: give one "
-                "label per output, in output order."
-            )
-        labels = source_classes.tolist()
-        if len(set(labels)) != len(labels):
-            repeated = sorted({label for label in labels if labels.count(label) > 1})
-            raise ValueError(
-                f"source_classes holds the labels {repeated} more than once; "
-                "each source output has its own label."
-            )
-        lookup = {label: row for row, label in enumerate(labels)}
-        classes = self.classes_.tolist()
-        missing = [label for label in classes if label not in lookup]
-        if missing:
-            return None, missing
-        rows = [lookup[label] for label in classes]
-        # Every source class, in classes_ order: the head is kept as it is.
-        return (None if rows == list(range(source_width)) else rows), []
+        labels = check_source_classes(
+            self.source_classes, source_width, f"the source head {head_name!r}"
+        )
+        return rows_of_classes(labels, self.classes_.tolist())
 
 
 def select_head_rows(head, rows, head_name):

@@ -1,113 +1,34 @@
 """The pretrained source network used as it is: the zero-shot reference."""
 
-import os
 import warnings
-from numbers import Integral
 
-import torch
-from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.base import ClassifierMixin, RegressorMixin
 
-from ._dry_run import check_input_fits_network
-from ._engine import BodyHeadModule, build_net, seeded
-from ._network_estimator import (
-    BaseNetworkEstimator,
-    ClassifierTargetsMixin,
-    RegressorTargetsMixin,
-    _output_width,
-    _probe,
-    logits_head,
-)
+from ._core import SourceNetworkEstimator
+from ._heads import forward_probe, logits_head, output_width
+from ._modules import BodyHeadModule
+from ._plan import TrainingPlan
 from ._source import split_body_head
 from ._source_classes import SourceClassesMixin, select_head_rows
+from ._targets import ClassifierTargetsMixin, RegressorTargetsMixin
 
 __all__ = ["SourceModelClassifier", "SourceModelRegressor"]
 
 
-class _SourceModel(BaseNetworkEstimator):
+class _SourceModel(SourceNetworkEstimator):
     """Predict with the source network's own head; ``fit`` trains nothing.
 
     ``fit`` validates X against the source, learns the targets' encoding
-    (``classes_`` / ``n_outputs_``) and maps the source's outputs to them.
+    (``classes_`` / ``n_outputs_``) and maps the source's outputs to them. A
+    ``UserWarning`` says so when the source's predictions on (X, y) hardly
+    agree with ``y`` (Cohen's kappa below 0.1; for regression, a correlation
+    below 0.3): its outputs probably mean something else.
     """
 
-    _parameter_constraints = {
-        "source_module": "no_validation",
-        "source_weights": [str, os.PathLike, None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device],
-    }
+    def _source_rows(self, head_name, source_width, source_shape):
+        return None, []
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Check X against the source and match its outputs to the targets.
-
-        Nothing is trained: the fitted network is the source network, whose
-        outputs are read as ``classes_`` (by ``source_classes``, or by
-        position) or as the target columns. A ``UserWarning`` says so when
-        the source's predictions on (X, y) hardly agree with ``y`` (Cohen's
-        kappa below 0.1; for regression, a correlation below 0.3): its
-        outputs probably mean something else.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, ...)
-            Inputs the source network accepts.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Target labels (classifier) or values (regressor).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Validated, and otherwise not used: nothing is fitted.
-
-        Returns
-        -------
-        self : object
-        """
-        return self._fit_guarded(X, y, sample_weight)
-
-    def _fit(self, X, y, sample_weight, frozen_outputs=None):
-        # frozen_outputs: the source's outputs on X, when the caller has them
-        # (AutoTransfer* refitting this model): the check below reads them.
-        source_network, X, y_encoded, _, input_dtype = self._validate_fit_input(
-            X, y, sample_weight
-        )
-        # Lazy layers get their weights in the first forward pass: seeded,
-        # so that every fit of the same source predicts the same.
-        with seeded(0, self.device):
-            probe = torch.tensor(X[:1], dtype=input_dtype)
-            check_input_fits_network(source_network, probe.clone(), X_shape=X.shape)
-            module = self._build_module(source_network, probe)
-        module.to(self.device)
-        net = self._new_net(module, seed=0)
-        net.initialize()
-        self.net_ = net
-        self.module_ = net.module_
-        self.history_ = net.history
-        self.n_iter_ = 0
-        self._input_dtype = input_dtype
-        self._sample_shape = X.shape[1:]
-        if frozen_outputs is None:
-            outputs = net.predict_outputs(X, input_dtype)
-        else:
-            outputs = frozen_outputs.outputs
-            if self._head_rows is not None:
-                outputs = outputs[:, self._head_rows]
-        _, weak, description = self._head_evidence(outputs, y_encoded)
-        if weak:
-            remedy = (
-                "check source_classes, or compare"
-                if self._task == "classification"
-                else "compare"
-            )
-            warnings.warn(
-                f"{type(self).__name__}: {description}. The source's outputs "
-                f"may not mean these targets; {remedy} with a model trained on "
-                "the target data.",
-                UserWarning,
-                stacklevel=3,
-            )
-        return self
-
-    def _build_module(self, source_network, probe, training_rows=None):
+    def _plan(self, source_network, probe, rows, **fit_data):
         body, head, head_name = split_body_head(source_network)
         if head_name is None:
             raise ValueError(
@@ -116,9 +37,9 @@ class _SourceModel(BaseNetworkEstimator):
                 "vector). Use PretrainedFeatureTransformer with a model trained "
                 "on the target instead."
             )
-        features = _probe(body, probe.clone())
-        width, shape = _output_width(head, features)
-        rows, missing = self._source_rows(head_name, width, shape)
+        features = forward_probe(body, probe)
+        width, shape = output_width(head, features)
+        source_rows, missing = self._source_rows(head_name, width, shape)
         n_outputs = self._n_outputs()
         if missing:
             raise ValueError(
@@ -126,7 +47,7 @@ class _SourceModel(BaseNetworkEstimator):
                 f"of y (source_classes: {list(self.source_classes)}); it cannot "
                 "predict them."
             )
-        if rows is None and width != n_outputs:
+        if source_rows is None and width != n_outputs:
             described = (
                 f"has {width} outputs"
                 if width is not None
@@ -142,27 +63,37 @@ class _SourceModel(BaseNetworkEstimator):
                 f"needs {n_outputs} ({self._output_description()}).{remedy}"
             )
         head = logits_head(head)
-        self._head_rows = rows
         if rows is not None:
-            head = select_head_rows(head, rows, head_name)
-        self.head_choice_ = "reuse"
-        self.head_choice_reason_ = "the source network is used as it is"
-        return BodyHeadModule(body, head).eval()
-
-    def _new_net(self, module, *, seed, **kwargs):
-        # A net that only predicts: the optimizer settings are never used.
-        return build_net(
-            module,
-            criterion=self._criterion(),
-            optimizer=torch.optim.SGD,
-            optimizer_kwargs=None,
-            lr=0.0,
-            max_epochs=1,
-            batch_size=self.batch_size,
-            device=self.device,
-            verbose=0,
-            seed=seed,
+            self._warn_when_outputs_disagree(rows, body, head, source_rows)
+        if source_rows is not None:
+            head = select_head_rows(head, source_rows, head_name)
+        return TrainingPlan(
+            BodyHeadModule(body, head).eval(),
+            self._criterion(),
+            fitted={
+                "head_choice_": "reuse",
+                "head_choice_reason_": "the source network is used as it is",
+            },
         )
+
+    def _warn_when_outputs_disagree(self, rows, body, head, source_rows):
+        outputs = rows.frozen_outputs(body, head).outputs
+        if source_rows is not None:
+            outputs = outputs[:, source_rows]
+        found = self._head_evidence(outputs, rows.y)
+        if found.weak:
+            remedy = (
+                "check source_classes, or compare"
+                if self._task == "classification"
+                else "compare"
+            )
+            warnings.warn(
+                f"{type(self).__name__}: {found.description}. The source's "
+                f"outputs may not mean these targets; {remedy} with a model "
+                "trained on the target data.",
+                UserWarning,
+                stacklevel=6,
+            )
 
 
 class SourceModelClassifier(

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from ._engine import FrozenModule
+from ._modules import FrozenModule
 
 __all__ = [
     "check_batch_norm_batches",

@@ -199,7 +199,7 @@ def materialize_lazy_layers(module, X_batch):
     Seeded, so that every fit of a network with lazy layers starts from the
     same weights, without touching torch's global random stream.
     """
-    from ._engine import seeded
+    from ._seeding import seeded
 
     if not any(
         isinstance(layer, torch.nn.modules.lazy.LazyModuleMixin)

@@ -24,16 +24,21 @@ from sktransfer import (
     AutoTransferClassifier,
     AutoTransferRegressor,
     DistilledClassifier,
+    DistilledRegressor,
     FineTunedClassifier,
     FineTunedRegressor,
     FusionClassifier,
+    FusionRegressor,
     JointTrainingClassifier,
+    JointTrainingRegressor,
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
     PretrainedFeatureTransformer,
+    PseudoLabelingClassifier,
     SourceData,
     SourceModelClassifier,
     SourceModelRegressor,
+    UnlabeledData,
     load_fitted,
 )
 
@@ -67,15 +72,27 @@ FACTORIES = {
     DistilledClassifier: lambda source: DistilledClassifier(
         source, source, head="new", **_FAST
     ),
+    DistilledRegressor: lambda source: DistilledRegressor(
+        source, source, head="new", **_FAST
+    ),
     FusionClassifier: lambda source: FusionClassifier(source, fusion="concat", **_FAST),
+    FusionRegressor: lambda source: FusionRegressor(source, fusion="concat", **_FAST),
     JointTrainingClassifier: lambda source: JointTrainingClassifier(
         source, source_weight=0.5, **_FAST
+    ),
+    # The test sources have a 3-way classifier head: the source task is theirs.
+    JointTrainingRegressor: lambda source: JointTrainingRegressor(
+        source, source_weight=0.5, source_task="classification", **_FAST
     ),
     SourceModelClassifier: lambda source: SourceModelClassifier(source, batch_size=16),
     # Its y has one column per source output: see TARGETS.
     SourceModelRegressor: lambda source: SourceModelRegressor(source, batch_size=16),
     AutoTransferClassifier: lambda source: AutoTransferClassifier(source, **_AUTO),
     AutoTransferRegressor: lambda source: AutoTransferRegressor(source, **_AUTO),
+    # One round: its input checks are the fine-tuned classifier's.
+    PseudoLabelingClassifier: lambda source: PseudoLabelingClassifier(
+        FineTunedClassifier(source, **_FAST), max_rounds=1, threshold=0.5
+    ),
 }
 
 
@@ -89,14 +106,26 @@ def _joint_source_data(X, y):
     return {"source_data": SourceData(X, np.arange(n_rows) % 3)}
 
 
+def _unlabeled_data(X, y):
+    """The target inputs again, as unlabelled data (bad input reaches them too)."""
+    return {"unlabeled_data": UnlabeledData(X)}
+
+
 # fit_params(X, y) -> extra keyword arguments of fit, for estimators that need
 # more than the target data (e.g. source data).
-FIT_PARAMS = {JointTrainingClassifier: _joint_source_data}
+FIT_PARAMS = {
+    JointTrainingClassifier: _joint_source_data,
+    JointTrainingRegressor: _joint_source_data,
+    PseudoLabelingClassifier: _unlabeled_data,
+}
 
 # load_params(source) -> keyword arguments of load_fitted besides source_module:
 # the factory's parameters that save_fitted cannot store as JSON (networks
 # other than the source), passed again as a user would.
-LOAD_PARAMS = {DistilledClassifier: lambda source: {"student_module": source}}
+LOAD_PARAMS = {
+    DistilledClassifier: lambda source: {"student_module": source},
+    DistilledRegressor: lambda source: {"student_module": source},
+}
 
 
 def public_estimators():
@@ -127,7 +156,11 @@ def network_estimators():
 # save_fitted writes sktransfer's own networks; AutoTransfer*'s choice can be
 # any scikit-learn model (a linear pipeline), which it cannot write without
 # pickling: it refuses them, naming what to save instead (test_persistence.py).
-SAVE_FITTED_UNSUPPORTED = {AutoTransferClassifier, AutoTransferRegressor}
+SAVE_FITTED_UNSUPPORTED = {
+    AutoTransferClassifier,
+    AutoTransferRegressor,
+    PseudoLabelingClassifier,
+}
 
 
 def saveable_estimators():
@@ -145,6 +178,13 @@ def make(cls, source=None, **settings):
         pytest.fail(f"Add a factory for {cls.__name__} to tests/_factories.py.")
     estimator = FACTORIES[cls](mlp_source() if source is None else source)
     accepted = estimator.get_params(deep=False)
+    if "estimator" in accepted:
+        # A wrapper (PseudoLabelingClassifier): the settings are its
+        # estimator's, set as a user would, through set_params.
+        inner = estimator.estimator.get_params(deep=False)
+        return estimator.set_params(
+            **{f"estimator__{name}": v for name, v in settings.items() if name in inner}
+        )
     return estimator.set_params(
         **{name: value for name, value in settings.items() if name in accepted}
     )

@@ -40,7 +40,9 @@ from torch import nn
 
 from sktransfer import (
     DistilledClassifier,
+    DistilledRegressor,
     JointTrainingClassifier,
+    JointTrainingRegressor,
     SourceData,
     SourceModelClassifier,
     SourceModelRegressor,
@@ -342,6 +344,18 @@ _FITS_SOURCE_OUTPUTS = {
         r"\(n_source_outputs,\) per sample, but on samples of shape \(2, 4\) it "
         r"gives outputs of shape \(2, 3\) per sample",
     ),
+    DistilledRegressor: (
+        {"alpha": 0.0},
+        r"Distillation needs the source network's outputs, one vector of shape "
+        r"\(n_source_outputs,\) per sample, but on samples of shape \(2, 4\) it "
+        r"gives outputs of shape \(2, 3\) per sample",
+    ),
+    JointTrainingRegressor: (
+        {"source_weight": 0.0},
+        r"fits the source head '2' to one source label per sample, so it needs "
+        r"one logit per source class .*, but on samples of shape \(2, 4\) it gives "
+        r"outputs of shape \(2, 3\) per sample",
+    ),
     JointTrainingClassifier: (
         {"source_weight": 0.0},
         r"fits the source head '2' to one source label per sample, so it needs "
@@ -390,7 +404,8 @@ def test_3d_X_through_a_linear_network_gives_one_output_per_sample(
         }
         assert result.shape == expected[kind(estimator)]
         if kind(estimator) != "transformer":
-            assert estimator.head_choice_ == "new"
+            fitted = getattr(estimator, "estimator_", estimator)  # a wrapper's
+            assert fitted.head_choice_ == "new"
             assert predict_or_transform(estimator, X).shape == (30,)
 
 
@@ -907,7 +922,7 @@ def _source_X_with(change):
 @pytest.mark.parametrize(
     ("bad_source_X", "message"),
     [
-        (_source_X_with("nan"), "Input X_source contains NaN"),
+        (_source_X_with("nan"), "Input SourceData's X contains NaN"),
         (
             _source_X_with("strings"),
             r"SourceData's X holds strings in column 3 \(e\.g\. 'n/a' in row 2\)",
@@ -918,7 +933,7 @@ def _source_X_with(change):
         ),
         (
             lambda X: X[:, :3],
-            r"The source data's X has samples of shape \(3,\), the target's X of "
+            r"SourceData's X has samples of shape \(3,\), the X given to fit of "
             r"shape \(4,\)",
         ),
     ],

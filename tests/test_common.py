@@ -17,13 +17,17 @@ from sktransfer import (
     AutoTransferClassifier,
     AutoTransferRegressor,
     DistilledClassifier,
+    DistilledRegressor,
     FineTunedClassifier,
     FineTunedRegressor,
     FusionClassifier,
+    FusionRegressor,
     JointTrainingClassifier,
+    JointTrainingRegressor,
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
     PretrainedFeatureTransformer,
+    PseudoLabelingClassifier,
     SourceModelClassifier,
     SourceModelRegressor,
 )
@@ -82,11 +86,30 @@ CHECK_INSTANCES = {
     JointTrainingClassifier: [
         JointTrainingClassifier(_lazy_source(), source_weight=0, **_TRAINING)
     ],
+    # The regressors of the multi-network strategies, on a one-output source.
+    DistilledRegressor: [
+        DistilledRegressor(_lazy_source(1), _lazy_source(1), head="new", **_TRAINING)
+    ],
+    FusionRegressor: [
+        FusionRegressor(_lazy_source(1), fusion="sum", **_TRAINING),
+        FusionRegressor(_lazy_source(1), fusion="concat", **_TRAINING),
+    ],
+    JointTrainingRegressor: [
+        JointTrainingRegressor(_lazy_source(1), source_weight=0, **_TRAINING)
+    ],
     FineTunedRegressor: [FineTunedRegressor(_lazy_source(), **_TRAINING)],
     SourceModelClassifier: [
         SourceModelClassifier(_lazy_source(8), source_classes=_CHECK_LABELS)
     ],
     SourceModelRegressor: [SourceModelRegressor(_lazy_source(1))],
+    # The checks call fit(X, y) without unlabelled data: the wrapper then fits
+    # its estimator on (X, y). Pseudo-labelling is tested in
+    # test_self_training.py.
+    PseudoLabelingClassifier: [
+        PseudoLabelingClassifier(
+            FineTunedClassifier(_lazy_source(), random_state=0, **_TRAINING)
+        )
+    ],
     KnowledgeRegularizedClassifier: [
         KnowledgeRegularizedClassifier(_lazy_source(), lam=0.01, **_TRAINING),
         KnowledgeRegularizedClassifier(
@@ -152,6 +175,11 @@ EXPECTED_FAILED_CHECKS = {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
+    # Its estimator's.
+    PseudoLabelingClassifier: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
     KnowledgeRegularizedClassifier: {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
@@ -181,6 +209,18 @@ EXPECTED_FAILED_CHECKS = {
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
     JointTrainingClassifier: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    DistilledRegressor: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    FusionRegressor: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    JointTrainingRegressor: {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },

@@ -334,7 +334,7 @@ def test_student_with_one_row_of_outputs_per_position_is_refused_naming_its_shap
     with pytest.raises(
         ValueError,
         match=r"student network's final layer '3' gives outputs of shape \(2, 3\) "
-        r"per sample, but the target has 3 classes \[0, 1, 2\]",
+        r"per sample, but the target needs 3 \(one per class of \[0, 1, 2\]\)",
     ):
         estimator.fit(X, Y_IRIS)
     estimator.set_params(head="new").fit(X, Y_IRIS)

@@ -283,7 +283,9 @@ def test_source_labels_that_do_not_match_the_source_head_are_refused():
     three_labels = SourceData(X_SOURCE, np.arange(150) % 3)
     estimator = JointTrainingClassifier(_source(n_outputs=2), **FAST)
 
-    with pytest.raises(ValueError, match="3 distinct labels but the source head has 2"):
+    with pytest.raises(
+        ValueError, match="3 distinct labels but the source head '4' has 2 outputs"
+    ):
         estimator.fit(X_IRIS, Y_IRIS, source_data=three_labels)
     with pytest.raises(ValueError, match=r"source labels \['long'\] are not among"):
         estimator.set_params(source_classes=["short", "medium"]).fit(

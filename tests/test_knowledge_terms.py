@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from sktransfer._engine import BodyHeadModule
+from sktransfer._data import InMemoryDataset
+from sktransfer._modules import BodyHeadModule
 from sktransfer.knowledge import (
     L2SP,
     FeatureDistillation,
@@ -55,10 +56,13 @@ def _inputs():
 def _context(source, target, *, head_is_new=False, task="classification"):
     # The source keeps requires_grad=True on purpose: a term must not let
     # gradients reach it even when nobody froze it.
+    inputs = _inputs()
     return SourceContext(
         source_module=source,
         target_module=target,
-        inputs=_inputs(),
+        training_data=InMemoryDataset(
+            inputs, torch.zeros(len(inputs)), torch.ones(len(inputs))
+        ),
         batch_size=3,
         head_is_new=head_is_new,
         task=task,

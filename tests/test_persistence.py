@@ -75,15 +75,19 @@ def test_joblib_round_trip_computes_identical_outputs(estimator_class, tmp_path)
 
 
 @pytest.mark.parametrize(
-    "estimator_class",
-    estimator_params(
-        [sktransfer.AutoTransferClassifier, sktransfer.AutoTransferRegressor]
-    ),
+    ("estimator_class", "what_to_save"),
+    [
+        (sktransfer.AutoTransferClassifier, "best_estimator_"),
+        (sktransfer.AutoTransferRegressor, "best_estimator_"),
+        (sktransfer.PseudoLabelingClassifier, "save estimator_ instead"),
+    ],
 )
-def test_auto_transfer_is_not_saved_and_names_what_to_save(estimator_class, tmp_path):
+def test_wrappers_are_not_saved_and_name_what_to_save(
+    estimator_class, what_to_save, tmp_path
+):
     estimator, _ = _fitted(estimator_class)
 
-    with pytest.raises(TypeError, match="best_estimator_"):
+    with pytest.raises(TypeError, match=what_to_save):
         save_fitted(estimator, tmp_path)
     assert list(tmp_path.iterdir()) == []
 

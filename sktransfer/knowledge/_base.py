@@ -14,40 +14,76 @@ class SourceContext:
 
     Attributes
     ----------
-    source_module : torch.nn.Module
+    source_module : torch.nn.Module or None
         The source network split like the target network, ``head(body(x))``
         with parameters named ``body.*`` and ``head.*``; frozen, in
-        evaluation mode, on the training device. A private copy.
+        evaluation mode, on the training device. A private copy. None when
+        the strategy registered none (the term needs only the target).
     target_module : torch.nn.Module
         The network about to be trained (same naming).
-    inputs : torch.Tensor
-        The training inputs, in the order the batches index them.
+    training_data : torch.utils.data.Dataset
+        The training rows, in the order the batches index them (their
+        ``index``); read their inputs with :meth:`map_batches`.
     batch_size : int
         Rows per forward pass when computing source quantities.
+    training_batch_size : int
+        Rows per training step: a term that draws batches of its own (from
+        ``unlabeled_data``) draws this many per step.
     head_is_new : bool
         True when the target head was freshly initialised (its parameters
         have no source counterpart).
     task : {"classification", "regression"}
+    generator : torch.Generator or None
+        Seeded once per fit, for terms that draw batches of their own (e.g.
+        from ``unlabeled_data``), so that a fixed ``random_state`` fixes them.
+    device : str or torch.device
+        The training device.
+    unlabeled_data : Dataset or None
+        Unlabelled target inputs passed to ``fit`` (``UnlabeledData``), on
+        the training device; their ``y`` is a placeholder.
     """
 
-    source_module: nn.Module
+    source_module: nn.Module | None
     target_module: nn.Module
-    inputs: torch.Tensor
+    training_data: object
     batch_size: int
-    head_is_new: bool
-    task: str
+    training_batch_size: int = 32
+    head_is_new: bool = False
+    task: str = "classification"
+    generator: torch.Generator | None = None
+    device: object = "cpu"
+    unlabeled_data: object = None
 
-    def map_batches(self, function):
+    @property
+    def inputs(self):
+        """The training inputs as one tensor (arrays held in memory only)."""
+        inputs = getattr(self.training_data, "X", None)
+        if inputs is None:
+            raise TypeError(
+                "This knowledge term reads the training inputs as one tensor, "
+                "which a torch Dataset given as X is not; it needs X as an array."
+            )
+        return inputs
+
+    @property
+    def sample_weight(self):
+        """The training rows' weights, or None when they are all equal."""
+        data = self.training_data
+        return data.sample_weight.to(self.device) if data.weighted else None
+
+    def map_batches(self, function, data=None):
         """Apply ``function`` to the inputs batch by batch, without gradients.
 
-        Returns the concatenated results (a tensor, or a tuple of tensors when
-        ``function`` returns a tuple). Memory is bounded by what is kept, not
-        by intermediate activations.
+        ``data`` defaults to the training rows (``unlabeled_data`` is the
+        other choice). Returns the concatenated results (a tensor, or a tuple
+        of tensors when ``function`` returns a tuple), in row order. Memory is
+        bounded by what is kept, not by intermediate activations.
         """
+        data = self.training_data if data is None else data
         results = []
         with torch.no_grad():
-            for start in range(0, self.inputs.shape[0], self.batch_size):
-                results.append(function(self.inputs[start : start + self.batch_size]))
+            for inputs in data.input_batches(self.batch_size):
+                results.append(function(inputs.to(self.device)))
         if isinstance(results[0], tuple):
             return tuple(torch.cat(parts) for parts in zip(*results, strict=True))
         return torch.cat(results)
@@ -66,6 +102,10 @@ class KnowledgeTerm:
     every batch of every epoch. ``release()`` is called when training ends,
     successfully or not. The estimator works on a deep copy of the term, so
     state stored in ``prepare`` never leaks into the object the user passed.
+    A term that is also an ``nn.Module`` with trainable parameters after
+    ``prepare`` (e.g. the domain discriminator of
+    :class:`~sktransfer.adaptation.DomainAdversarial`) has them trained by
+    the network's optimizer, at the learning rate ``lr``.
 
     ``__call__(module, inputs, features, outputs, index)`` returns a scalar
     tensor for one training batch: ``module`` is the network being trained,

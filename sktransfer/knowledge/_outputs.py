@@ -3,8 +3,8 @@
 import copy
 
 import torch
-from torch.nn import functional
 
+from .._data import weighted_mean
 from ._base import KnowledgeTerm
 
 __all__ = ["OutputDistillation"]
@@ -14,22 +14,29 @@ class OutputDistillation(KnowledgeTerm):
     r"""Distance between the source network's outputs and the target's.
 
     For classification, the temperature-scaled Kullback-Leibler divergence
-    of knowledge distillation:
+    of knowledge distillation, weighted like the data loss:
 
     .. math::
 
-        K(\theta) = \frac{T^2}{|B|}\sum_{i \in B}
-            \mathrm{KL}\big(\sigma(z^{0}_i / T)\,\Vert\,\sigma(z_i / T)\big)
+        K(\theta) = T^2\,\frac{\sum_{i \in B} w_i\,
+            \mathrm{KL}\big(\sigma(z^{0}_i / T)\,\Vert\,\sigma(z_i / T)\big)}
+            {\sum_{i \in B} w_i}
 
     with :math:`\sigma` the softmax, :math:`z^{0}_i` the source network's
-    logits on :math:`x_i` (computed once per fit) and :math:`z_i` the logits
-    the source head gives on the *target* body's features. When the target
-    reuses the source head, :math:`z_i` is simply the target's output (Hinton
-    distillation); when the head is new, a frozen copy of the source head is
-    kept beside it, so the body is held to what the source task needs while
-    the new head learns the target task (Learning without Forgetting, with
-    the old head frozen). For regression, the mean squared difference of the
-    outputs replaces the divergence.
+    logits on :math:`x_i` (computed once per fit), :math:`z_i` the logits
+    the target gives for them and :math:`w_i` the sample weights (1 by
+    default: a row of weight 2 counts as a repeated row, as in the data
+    loss). When the target reuses the source head, :math:`z_i` is simply the
+    target's output (Hinton distillation); when the head is new, a frozen
+    copy of the source head reads the target body's features, so the body is
+    held to what the source task needs while the new head learns the target
+    task (Learning without Forgetting, with the old head frozen). For
+    regression, the weighted mean squared difference of the outputs replaces
+    the divergence.
+
+    With :math:`p = \sigma(z^0/T)` fixed, the divergence is
+    :math:`\sum p \log p - \sum p \log \sigma(z/T)`: the first sum is cached
+    per row, so a step computes only the second.
 
     Parameters
     ----------
@@ -52,32 +59,54 @@ class OutputDistillation(KnowledgeTerm):
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0; got {self.temperature}.")
         self._classification = context.task == "classification"
-        source_outputs = context.map_batches(context.source_module)
+        source_logits = self._source_logits(context)
         if self._classification:
             # The softened source distribution is fixed: compute it once.
-            source_outputs = torch.log_softmax(source_outputs / self.temperature, 1)
-        self._source_outputs = source_outputs
-        if context.head_is_new:
-            head = copy.deepcopy(context.source_module.head)
-            self._source_head = head.requires_grad_(False).eval()
+            log_targets = torch.log_softmax(source_logits / self.temperature, dim=1)
+            self._targets = log_targets.exp()
+            self._negative_entropy = (self._targets * log_targets).sum(dim=1)
         else:
-            self._source_head = None
+            self._targets = source_logits
+        self._sample_weight = context.sample_weight
+        self._student = self._student_logits(context)
+
+    def _source_logits(self, context):
+        """The source's logits on every training row, in row order."""
+        return context.map_batches(context.source_module)
+
+    def _student_logits(self, context):
+        """``function(module, features, outputs)`` giving the logits to distil.
+
+        The target's own outputs when its head is the source's; otherwise a
+        frozen copy of the source head on the target body's features.
+        """
+        if not context.head_is_new:
+            return _outputs
+        source_head = copy.deepcopy(context.source_module.head)
+        source_head.requires_grad_(False).eval()
+        return lambda module, features, outputs: source_head(features)
 
     def release(self):
-        self._source_outputs = None
-        self._source_head = None
+        self._targets = self._negative_entropy = None
+        self._sample_weight = self._student = None
 
     def __call__(self, module, inputs, features, outputs, index):
-        predicted = (
-            outputs if self._source_head is None else self._source_head(features)
+        student = self._student(module, features, outputs)
+        targets = self._targets.index_select(0, index)
+        weight = (
+            None
+            if self._sample_weight is None
+            else self._sample_weight.index_select(0, index)
         )
-        reference = self._source_outputs.index_select(0, index)
         if not self._classification:
-            return functional.mse_loss(predicted, reference)
-        temperature = self.temperature
-        return functional.kl_div(
-            torch.log_softmax(predicted / temperature, dim=1),
-            reference,
-            reduction="batchmean",
-            log_target=True,
-        ) * (temperature**2)
+            squared = (student - targets).pow(2)
+            return weighted_mean(squared.flatten(start_dim=1).mean(dim=1), weight)
+        log_student = torch.log_softmax(student / self.temperature, dim=1)
+        divergence = self._negative_entropy.index_select(0, index) - (
+            targets * log_student
+        ).sum(dim=1)
+        return weighted_mean(divergence, weight) * self.temperature**2
+
+
+def _outputs(module, features, outputs):
+    return outputs
