@@ -1,9 +1,10 @@
 """Transfer learning as scikit-learn estimators."""
 
-from . import datasets, knowledge, model_selection, sources
+from . import adaptation, datasets, knowledge, model_selection, sources
 from ._auto import AutoTransferClassifier, AutoTransferRegressor
 from ._distillation import DistilledClassifier, DistilledRegressor
 from ._divergence import TrainingDivergedError
+from ._domain_adaptation import DomainAdaptationClassifier, DomainAdaptationRegressor
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
 from ._fusion import FusionClassifier, FusionRegressor
@@ -26,6 +27,8 @@ __all__ = [
     "AutoTransferRegressor",
     "DistilledClassifier",
     "DistilledRegressor",
+    "DomainAdaptationClassifier",
+    "DomainAdaptationRegressor",
     "FineTunedClassifier",
     "FineTunedRegressor",
     "FusionClassifier",
@@ -41,6 +44,7 @@ __all__ = [
     "SourceModelRegressor",
     "TrainingDivergedError",
     "UnlabeledData",
+    "adaptation",
     "datasets",
     "knowledge",
     "load_fitted",

@@ -25,6 +25,8 @@ from sktransfer import (
     AutoTransferRegressor,
     DistilledClassifier,
     DistilledRegressor,
+    DomainAdaptationClassifier,
+    DomainAdaptationRegressor,
     FineTunedClassifier,
     FineTunedRegressor,
     FusionClassifier,
@@ -89,6 +91,12 @@ FACTORIES = {
     SourceModelRegressor: lambda source: SourceModelRegressor(source, batch_size=16),
     AutoTransferClassifier: lambda source: AutoTransferClassifier(source, **_AUTO),
     AutoTransferRegressor: lambda source: AutoTransferRegressor(source, **_AUTO),
+    DomainAdaptationClassifier: lambda source: DomainAdaptationClassifier(
+        source, method="dann", **_FAST
+    ),
+    DomainAdaptationRegressor: lambda source: DomainAdaptationRegressor(
+        source, method="coral", **_FAST
+    ),
     # One round: its input checks are the fine-tuned classifier's.
     PseudoLabelingClassifier: lambda source: PseudoLabelingClassifier(
         FineTunedClassifier(source, **_FAST), max_rounds=1, threshold=0.5
@@ -117,6 +125,8 @@ FIT_PARAMS = {
     JointTrainingClassifier: _joint_source_data,
     JointTrainingRegressor: _joint_source_data,
     PseudoLabelingClassifier: _unlabeled_data,
+    DomainAdaptationClassifier: _unlabeled_data,
+    DomainAdaptationRegressor: _unlabeled_data,
 }
 
 # load_params(source) -> keyword arguments of load_fitted besides source_module:

@@ -18,6 +18,8 @@ from sktransfer import (
     AutoTransferRegressor,
     DistilledClassifier,
     DistilledRegressor,
+    DomainAdaptationClassifier,
+    DomainAdaptationRegressor,
     FineTunedClassifier,
     FineTunedRegressor,
     FusionClassifier,
@@ -102,6 +104,16 @@ CHECK_INSTANCES = {
         SourceModelClassifier(_lazy_source(8), source_classes=_CHECK_LABELS)
     ],
     SourceModelRegressor: [SourceModelRegressor(_lazy_source(1))],
+    # The checks call fit(X, y) without unlabelled data, which domain
+    # adaptation refuses unless lam=0 (then it is fine-tuning). Adapting with
+    # unlabelled data, and passing them through Pipeline / cross-validation /
+    # grid search, is tested in test_domain_adaptation.py.
+    DomainAdaptationClassifier: [
+        DomainAdaptationClassifier(_lazy_source(), lam=0, **_TRAINING)
+    ],
+    DomainAdaptationRegressor: [
+        DomainAdaptationRegressor(_lazy_source(1), lam=0, **_TRAINING)
+    ],
     # The checks call fit(X, y) without unlabelled data: the wrapper then fits
     # its estimator on (X, y). Pseudo-labelling is tested in
     # test_self_training.py.
@@ -172,6 +184,14 @@ EXPECTED_FAILED_CHECKS = {
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
     FineTunedRegressor: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    DomainAdaptationClassifier: {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+        "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
+    },
+    DomainAdaptationRegressor: {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
         "check_methods_subset_invariance": _FLOAT32_BATCH_SHAPES,
     },
