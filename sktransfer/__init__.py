@@ -21,6 +21,7 @@ from ._persistence import load_fitted, save_fitted
 from ._self_training import PseudoLabelingClassifier
 from ._source_model import SourceModelClassifier, SourceModelRegressor
 from ._unlabeled import UnlabeledData
+from ._version import __version__ as __version__
 
 __all__ = [
     "AutoTransferClassifier",
@@ -52,4 +53,3 @@ __all__ = [
     "save_fitted",
     "sources",
 ]
-__version__ = "0.1.0.dev0"

@@ -25,9 +25,51 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from . import (
+    _auto,
+    _distillation,
+    _domain_adaptation,
+    _feature_transfer,
+    _fine_tuning,
+    _fusion,
+    _joint_training,
+    _knowledge_regularized,
+    _self_training,
+    _source_model,
+)
+from ._auto import AutoTransferClassifier, AutoTransferRegressor
+from ._core import SourceNetworkEstimator
+from ._feature_transfer import PretrainedFeatureTransformer
+from ._heads import forward_probe
 from ._integrity import check_key, digest, file_sha256, verify_digest
+from ._layer_output import LayerOutput
 from ._saved_attributes import check_saved_attributes, saved_attributes
+from ._seeding import seeded
+from ._self_training import PseudoLabelingClassifier
+from ._source import resolve_source
 from ._training_checks import check_device
+from ._validation import materialize_lazy_layers
+from ._version import __version__
+
+# The estimators a file may name: the public classes of the estimator
+# modules, and nothing else, so that a name in a file can never make the
+# loader import or call anything else.
+_ESTIMATORS = {
+    name: getattr(module, name)
+    for module in (
+        _auto,
+        _distillation,
+        _domain_adaptation,
+        _feature_transfer,
+        _fine_tuning,
+        _fusion,
+        _joint_training,
+        _knowledge_regularized,
+        _self_training,
+        _source_model,
+    )
+    for name in module.__all__
+}
 
 __all__ = ["load_fitted", "save_fitted"]
 
@@ -263,8 +305,6 @@ def load_fitted(directory, source_module, *, key=None, **params):
     for name, value in check_saved_attributes(attributes, estimator_class).items():
         setattr(estimator, name, value)
 
-    from ._feature_transfer import PretrainedFeatureTransformer
-
     if isinstance(estimator, PretrainedFeatureTransformer):
         _restore_transformer(estimator, weights_path)
     else:
@@ -273,12 +313,7 @@ def load_fitted(directory, source_module, *, key=None, **params):
 
 
 def _check_supported(estimator_class):
-    from ._auto import _AutoTransfer
-    from ._core import SourceNetworkEstimator
-    from ._feature_transfer import PretrainedFeatureTransformer
-    from ._self_training import PseudoLabelingClassifier
-
-    if issubclass(estimator_class, _AutoTransfer):
+    if issubclass(estimator_class, (AutoTransferClassifier, AutoTransferRegressor)):
         raise TypeError(
             f"save_fitted does not support {estimator_class.__name__}: the "
             "model it chose, best_estimator_, can be any scikit-learn model. "
@@ -304,16 +339,12 @@ def _check_supported(estimator_class):
 def _estimator_class(name):
     # Only the package's own public estimators: a name in the file can never
     # make the loader import or call anything else.
-    import sktransfer
-
-    if name not in sktransfer.__all__:
+    estimator_class = _ESTIMATORS.get(name)
+    if estimator_class is None:
         raise ValueError(
             f"{_PARAMS_FILE} names the estimator {name!r}, which is not one of "
             "sktransfer's estimators."
         )
-    estimator_class = getattr(sktransfer, name)
-    if not isinstance(estimator_class, type):
-        raise ValueError(f"{_PARAMS_FILE} names {name!r}, which is no estimator.")
     _check_supported(estimator_class)
     return estimator_class
 
@@ -367,10 +398,6 @@ def _check_passed_again(passed_again, estimator_class):
 
 
 def _restore_network_estimator(estimator, weights_path, history):
-    from ._heads import forward_probe
-    from ._seeding import seeded
-    from ._source import resolve_source
-
     network = resolve_source(estimator.source_module)
     probe = torch.zeros((1, *estimator._sample_shape), dtype=estimator._input_dtype)
     # A new head and lazy layers draw initial weights, overwritten below; the
@@ -383,10 +410,6 @@ def _restore_network_estimator(estimator, weights_path, history):
 
 
 def _restore_transformer(estimator, weights_path):
-    from ._layer_output import LayerOutput
-    from ._source import resolve_source
-    from ._validation import materialize_lazy_layers
-
     network = resolve_source(estimator.source_module)
     materialize_lazy_layers(network, np.zeros((1, *estimator.input_shape_)))
     _load_weights(network, weights_path)
@@ -501,6 +524,4 @@ def _encode_history(history):
 
 
 def _version():
-    import sktransfer
-
-    return sktransfer.__version__
+    return __version__
