@@ -81,7 +81,8 @@ from torch import nn
 
 import sktransfer
 from sktransfer import FineTunedClassifier
-from sktransfer._engine import TransferNet, draw_seed
+from sktransfer._engine import TransferNet
+from sktransfer._seeding import draw_seed
 
 LR = 1e-3
 RANDOM_STATE = 0

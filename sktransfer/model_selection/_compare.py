@@ -24,7 +24,7 @@ class NegativeTransferWarning(UserWarning):
     """A transfer strategy scored significantly worse than the baseline."""
 
 
-def _named_estimators(estimators, baseline):
+def named_estimators(estimators, baseline):
     named = dict(estimators)
     if isinstance(baseline, str):
         if baseline not in named:
@@ -334,7 +334,7 @@ def compare_strategies(
     baseline (baseline)  0.320 ± 0.000                     ...
     logistic             0.973 ± 0.009  +0.653      0.000  ...
     """
-    named, baseline_name = _named_estimators(estimators, baseline)
+    named, baseline_name = named_estimators(estimators, baseline)
     strategy_params = dict(strategy_params or {})
     unknown = sorted(set(strategy_params) - set(named))
     if unknown:

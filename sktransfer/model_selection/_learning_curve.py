@@ -8,7 +8,7 @@ from sklearn.model_selection import check_cv, learning_curve
 from sklearn.utils import check_random_state
 
 from .._progress import report_strategy
-from ._compare import _named_estimators
+from ._compare import named_estimators
 
 __all__ = ["TransferLearningCurve", "transfer_learning_curve"]
 
@@ -187,7 +187,7 @@ def transfer_learning_curve(
     >>> curve.test_scores["logistic"].shape
     (2, 3)
     """
-    named, baseline_name = _named_estimators(estimators, baseline)
+    named, baseline_name = named_estimators(estimators, baseline)
     first = next(iter(named.values()))
     splits = list(check_cv(cv, y, classifier=is_classifier(first)).split(X, y, groups))
     # Shuffle each training fold once, so every strategy trains on the same
