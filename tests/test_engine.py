@@ -142,6 +142,21 @@ def test_augmentation_changes_training_batches_only():
     assert not np.allclose(augmented.predict_proba(X_IRIS), plain.predict_proba(X_IRIS))
 
 
+def test_a_random_augmentation_is_seeded_with_the_fit():
+    def add_noise(inputs):
+        return inputs + 0.1 * torch.randn_like(inputs)
+
+    first, second = (
+        FineTunedClassifier(_source(), augmentation=add_noise, **FAST).fit(
+            X_IRIS, Y_IRIS
+        )
+        for _ in range(2)
+    )
+    np.testing.assert_array_equal(
+        first.predict_proba(X_IRIS), second.predict_proba(X_IRIS)
+    )
+
+
 def test_early_stopping_reports_the_held_out_score_in_the_epoch_table(capsys):
     estimator = FineTunedClassifier(
         _source(), early_stopping=True, verbose=1, **FAST

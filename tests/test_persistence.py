@@ -374,7 +374,7 @@ def _flip_a_weight_byte(directory, *, recompute_checksums=False):
 # recomputes the SHA-256 (the checksum alone refuses every one of them).
 _INVALID_EDITS = {
     "foreign class": (lambda d: d.update(estimator="os.system"), "not one of sktr"),
-    "not a class": (lambda d: d.update(estimator="datasets"), "not one of sktransfer.s estimators"),
+    "not a class": (lambda d: d.update(estimator="datasets"), "not one of sktr"),
     "format": (lambda d: d.update(format="pickle"), "not written by sktransfer"),
     "version": (lambda d: d.update(format_version=99), "format version 99"),
     "invalid value": (lambda d: d["params"].update(lr=-1.0), "'lr' parameter"),
