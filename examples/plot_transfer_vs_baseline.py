@@ -86,7 +86,8 @@ print(f"source network on the target signals, as is: {accuracy_as_is:.3f}")
 #   extractor for a linear model.
 # * **Auto** — :class:`~sktransfer.AutoTransferClassifier`, which
 #   cross-validates a portfolio of these (and WiSE-FT) on each training fold
-#   and keeps the safest candidate within noise of the best.
+#   and keeps the best, or the untouched source when it is as good within
+#   noise.
 
 settings = {"random_state": 0}
 strategies = {

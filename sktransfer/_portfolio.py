@@ -36,8 +36,9 @@ __all__ = [
     "linear_model",
 ]
 
-# Strategy families, safest first: within noise of the best candidate, the
-# choice goes to the earliest. The untouched source trains nothing; linear
+# Strategy families, safest first: ties of the mean score go to the earliest,
+# and the untouched source is kept when within noise of the best (see
+# _auto._choose). The untouched source trains nothing; linear
 # models on fixed inputs or features have few parameters; WiSE-FT stays
 # between the source and fine-tuning, L2-SP (large λ first) ties the weights
 # to the source; fine-tuning and training from scratch move every weight.
