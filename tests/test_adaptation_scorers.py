@@ -71,6 +71,25 @@ def test_importance_weighted_scorer_ranks_the_models_as_the_target_would(method)
     assert scorer(GOOD, X, y) > scorer(BAD, X, y)
 
 
+class _ThresholdOnSignals(_Threshold):
+    """_Threshold on samples of shape (1, 1): the first value of each signal."""
+
+    def predict(self, X):
+        return super().predict(np.asarray(X).reshape(len(X), -1))
+
+
+def test_importance_weighted_scorer_compares_n_d_samples_as_flat_vectors():
+    X, y, X_target, _ = _covariate_shift()
+    signals, target_signals = X[:, None, :], X_target[:, None, :]
+    scorer = _quietly(importance_weighted_scorer, target_signals, random_state=0)
+    flat = _quietly(importance_weighted_scorer, X_target, random_state=0)
+
+    good = _ThresholdOnSignals(-1.0).fit(None, None)
+    bad = _ThresholdOnSignals(1.5).fit(None, None)
+    assert scorer(good, signals, y) == flat(GOOD, X, y)
+    assert scorer(good, signals, y) > scorer(bad, signals, y)
+
+
 def test_importance_weighted_scorer_estimates_the_target_accuracy():
     # A milder shift: under a strong one, few source rows carry most of the
     # weight, and even the true ratio gives an estimate of high variance.

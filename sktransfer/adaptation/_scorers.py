@@ -45,7 +45,11 @@ def _warn_estimate(name, assumption=_COVARIATE_SHIFT):
 
 def _check_target(X_target):
     return check_array(
-        X_target, dtype=np.float64, ensure_all_finite=True, input_name="X_target"
+        X_target,
+        dtype=np.float64,
+        ensure_all_finite=True,
+        allow_nd=True,
+        input_name="X_target",
     )
 
 
@@ -59,8 +63,12 @@ class _ImportanceWeightedScorer:
         self.random_state = random_state
 
     def __call__(self, estimator, X, y):
+        # n-D samples (images, signals) are compared as flat vectors.
         weights = importance_weights(
-            X, self.X_target, method=self.method, random_state=self.random_state
+            _flat(X),
+            _flat(self.X_target),
+            method=self.method,
+            random_state=self.random_state,
         )
         return get_scorer(self.metric)(estimator, X, y, sample_weight=weights)
 
@@ -94,9 +102,12 @@ def importance_weighted_scorer(
 
     Parameters
     ----------
-    X_target : array-like of shape (n_target_samples, n_features)
-        Unlabelled target-domain inputs, with the features of the ``X`` the
-        scorer will be called with.
+    X_target : array-like of shape (n_target_samples, ...)
+        Unlabelled target-domain inputs, shaped like the ``X`` the scorer
+        will be called with; n-D samples (images, signals) are compared as
+        flat vectors (for high-dimensional inputs, prefer
+        :func:`deep_embedded_validation_scorer`, which compares the model's
+        features).
     metric : str or callable, default="accuracy"
         A scikit-learn scorer name (``"accuracy"``, ``"r2"``,
         ``"neg_log_loss"``, ``"neg_mean_squared_error"``…) or a scorer
