@@ -194,7 +194,9 @@ class PseudoLabelingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
 
         # The estimator validates X, y and the weights, with its own messages.
         estimator = fitted(X, y, sample_weight)
+        # A column vector was accepted (with a warning) by the estimator.
         y = np.asarray(y)
+        y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
         if weighted:
             sample_weight = _check_sample_weight(sample_weight, y)
         X_unlabeled = self._unlabeled_inputs(unlabeled_data, X)
