@@ -7,8 +7,8 @@ it, seeding, early stopping, divergence, progress. It knows nothing of which
 transfer strategy is used, and extends skorch through its documented points:
 ``get_loss``, ``train_step_single``, ``get_iterator``, ``initialize_module``
 (the frozen source reference is a registered module, so skorch moves it to
-the device and sets its mode) and callbacks (freezing, early stopping, term
-preparation, completion).
+the device and sets its mode), ``initialize_criterion`` and callbacks
+(freezing, early stopping, term preparation, completion).
 
 Four methods of skorch's own loop are overridden for speed only, each where
 ``benchmarks/bench_fit.py`` showed the cost on small networks (see the
