@@ -32,12 +32,12 @@ from sklearn.utils.validation import (
 )
 
 from ._base import SourceModuleMixin, rolled_back_on_failure
+from ._core import validate_array_input
 from ._docstrings import SOURCE, Substitution
 from ._dry_run import check_input_fits_network
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
 from ._frozen_pass import FrozenSourceOutputs, array_batches
-from ._head_choice import classification_evidence, regression_evidence
 from ._heads import logits_head
 from ._knowledge_regularized import (
     KnowledgeRegularizedClassifier,
@@ -53,18 +53,14 @@ from ._portfolio import (
 )
 from ._seeding import seeded
 from ._source import resolve_source, split_body_head
+from ._source_classes import check_source_classes, rows_of_classes
 from ._source_model import SourceModelClassifier, SourceModelRegressor
 from ._targets import ClassifierTargetsMixin, RegressorTargetsMixin
 from ._training_checks import check_device
 from ._validation import (
-    check_input_values,
-    check_no_text,
     check_object_values,
     check_representable,
-    check_sample_weight,
-    network_dtype,
     positive_strides,
-    reads_integers,
 )
 from .model_selection._compare import (
     NegativeTransferWarning,
@@ -143,30 +139,13 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         families = self._check_strategies()
         check_device(self.device)
         network = resolve_source(self.source_module, self.source_weights)
-        check_no_text(X, network)
-        check_object_values(X)
-        integer_input = reads_integers(network)
-        self._check_targets(y)
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            dtype=None if integer_input else "numeric",
-            allow_nd=True,
-            ensure_all_finite=True,
-            **self._y_validation_params(),
-        )
-        check_input_values(
-            X, network, feature_names=getattr(self, "feature_names_in_", None)
-        )
-        sample_weight = check_sample_weight(sample_weight, X)
-        y_encoded, target_attributes = self._encode_targets(y)
-        for name, value in target_attributes.items():
-            setattr(self, name, value)
-        input_dtype = torch.long if integer_input else network_dtype(network)
+        fit_input = validate_array_input(self, network, X, y, sample_weight)
+        y, y_encoded = fit_input.y, fit_input.y_encoded
+        sample_weight, input_dtype = fit_input.sample_weight, fit_input.input_dtype
+        integer_input = not input_dtype.is_floating_point
         # Every candidate sees the values the network reads: the linear
         # models too, so that X of any float dtype gives the same model.
-        X = self._as_network_input(X, input_dtype)
+        X = self._as_network_input(fit_input.X, input_dtype)
         self._input_dtype = input_dtype
         self._sample_shape = X.shape[1:]
         rng = check_random_state(self.random_state)
@@ -473,6 +452,13 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             )
 
     # --- prediction -------------------------------------------------------------
+
+    def _evidence_decision(self, outputs, y_encoded):
+        """``(None, head, reason)`` from the source's predictions on the rows."""
+        agrees, _, description = self._head_evidence(outputs, y_encoded)
+        if agrees:
+            return None, "reuse", f"reused: {description}"
+        return None, "new", f"not reused: {description}"
 
     @staticmethod
     def _as_network_input(X, input_dtype):
@@ -794,15 +780,10 @@ class AutoTransferClassifier(ClassifierTargetsMixin, ClassifierMixin, _AutoTrans
         if outputs is None:
             return None, "new", "the source network has no head (it gives features)"
         if self.source_classes is not None:
-            labels = np.asarray(self.source_classes).tolist()
-            if len(labels) != outputs.shape[1]:
-                raise ValueError(
-                    f"source_classes names {len(labels)} labels, but the source "
-                    f"network has {outputs.shape[1]} outputs: give one label per "
-                    "output, in output order."
-                )
-            lookup = {label: row for row, label in enumerate(labels)}
-            missing = [label for label in classes if label not in lookup]
+            labels = check_source_classes(
+                self.source_classes, outputs.shape[1], "the source network"
+            )
+            columns, missing = rows_of_classes(labels, classes)
             if missing:
                 return (
                     None,
@@ -810,7 +791,7 @@ class AutoTransferClassifier(ClassifierTargetsMixin, ClassifierMixin, _AutoTrans
                     f"source_classes has no output for the classes {missing} of y",
                 )
             return (
-                [lookup[label] for label in classes],
+                columns,
                 "reuse",
                 "source_classes names an output for every class of y",
             )
@@ -821,12 +802,7 @@ class AutoTransferClassifier(ClassifierTargetsMixin, ClassifierMixin, _AutoTrans
                 f"the source head has {outputs.shape[1]} outputs, but y has "
                 f"{len(classes)} classes",
             )
-        agrees, _, description = classification_evidence(
-            outputs, y_encoded, len(classes)
-        )
-        if agrees:
-            return None, "reuse", f"reused: {description}"
-        return None, "new", f"not reused: {description}"
+        return self._evidence_decision(outputs, y_encoded)
 
     def _source_model(self, network):
         return SourceModelClassifier(
@@ -966,10 +942,7 @@ class AutoTransferRegressor(RegressorTargetsMixin, RegressorMixin, _AutoTransfer
                 f"the source head has {outputs.shape[1]} outputs, but y has "
                 f"{y_encoded.shape[1]} columns",
             )
-        agrees, _, description = regression_evidence(outputs, y_encoded)
-        if agrees:
-            return None, "reuse", f"reused: {description}"
-        return None, "new", f"not reused: {description}"
+        return self._evidence_decision(outputs, y_encoded)
 
     def _source_model(self, network):
         return SourceModelRegressor(

@@ -68,9 +68,12 @@ from ._weight_interpolation import interpolate_weights, snapshot_weights
 __all__ = [
     "SOURCE_CONSTRAINTS",
     "TRAINING_CONSTRAINTS",
+    "FitInput",
     "NetworkEstimator",
     "SourceNetworkEstimator",
     "TrainingRows",
+    "set_targets",
+    "validate_array_input",
 ]
 
 # What every estimator that runs a network built from the source takes.
@@ -99,15 +102,63 @@ TRAINING_CONSTRAINTS = {
 }
 
 
-class _FitInput(NamedTuple):
+class FitInput(NamedTuple):
     """What validation makes of one fit's arguments."""
 
     network: torch.nn.Module
     X: object  # ndarray, or a torch Dataset
+    y: object  # the validated targets (None for a Dataset: its samples hold them)
     y_encoded: np.ndarray
     sample_weight: np.ndarray
     input_dtype: torch.dtype
     sample_shape: tuple
+
+
+def validate_array_input(estimator, network, X, y, sample_weight):
+    """Check arrays (X, y, sample_weight) against ``network``; a :class:`FitInput`.
+
+    The one input check of every estimator that fits arrays with a source
+    network (the core's and ``AutoTransfer*``): text, strings, NaN and values
+    beyond the network's dtype are refused, ``n_features_in_`` and the
+    targets' fitted attributes (``classes_`` or ``n_outputs_``) are set. The
+    estimator has a targets mixin (:mod:`sktransfer._targets`).
+    """
+    check_no_text(X, network)
+    check_object_values(X)
+    integer_input = reads_integers(network)
+    estimator._check_targets(y)
+    X, y = validate_data(
+        estimator,
+        X,
+        y,
+        dtype=None if integer_input else "numeric",
+        allow_nd=True,
+        ensure_all_finite=True,
+        **estimator._y_validation_params(),
+    )
+    check_input_values(
+        X, network, feature_names=getattr(estimator, "feature_names_in_", None)
+    )
+    sample_weight = check_sample_weight(sample_weight, X)
+    y_encoded = set_targets(estimator, y)
+    input_dtype = torch.long if integer_input else network_dtype(network)
+    return FitInput(
+        network,
+        positive_strides(X),
+        y,
+        y_encoded,
+        sample_weight,
+        input_dtype,
+        X.shape[1:],
+    )
+
+
+def set_targets(estimator, y):
+    """Encode ``y`` and set the targets' fitted attributes; the encoded ``y``."""
+    y_encoded, attributes = estimator._encode_targets(y)
+    for name, value in attributes.items():
+        setattr(estimator, name, value)
+    return y_encoded
 
 
 class TrainingRows:
@@ -303,33 +354,7 @@ class SourceNetworkEstimator(SourceModuleMixin, BaseEstimator):
         network = resolve_source(self.source_module, self.source_weights)
         if is_torch_dataset(X):
             return self._validate_dataset_input(network, X, y, sample_weight)
-        check_no_text(X, network)
-        check_object_values(X)
-        integer_input = reads_integers(network)
-        self._check_targets(y)
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            dtype=None if integer_input else "numeric",
-            allow_nd=True,
-            ensure_all_finite=True,
-            **self._y_validation_params(),
-        )
-        check_input_values(
-            X, network, feature_names=getattr(self, "feature_names_in_", None)
-        )
-        sample_weight = check_sample_weight(sample_weight, X)
-        y_encoded = self._set_targets(y)
-        input_dtype = torch.long if integer_input else network_dtype(network)
-        return _FitInput(
-            network,
-            positive_strides(X),
-            y_encoded,
-            sample_weight,
-            input_dtype,
-            X.shape[1:],
-        )
+        return validate_array_input(self, network, X, y, sample_weight)
 
     def _validate_dataset_input(self, network, dataset, y, sample_weight):
         if y is not None:
@@ -343,19 +368,19 @@ class SourceNetworkEstimator(SourceModuleMixin, BaseEstimator):
         self._check_targets(targets)
         sample = torch.as_tensor(np.asarray(inputs_of(dataset[0])))
         sample_weight = check_sample_weight(sample_weight, np.empty((len(dataset), 1)))
-        y_encoded = self._set_targets(targets)
+        y_encoded = set_targets(self, targets)
         self.n_features_in_ = int(sample.shape[0]) if sample.ndim else 1
         self.__dict__.pop("feature_names_in_", None)
         input_dtype = torch.long if reads_integers(network) else network_dtype(network)
-        return _FitInput(
-            network, dataset, y_encoded, sample_weight, input_dtype, tuple(sample.shape)
+        return FitInput(
+            network,
+            dataset,
+            None,
+            y_encoded,
+            sample_weight,
+            input_dtype,
+            tuple(sample.shape),
         )
-
-    def _set_targets(self, y):
-        y_encoded, attributes = self._encode_targets(y)
-        for name, value in attributes.items():
-            setattr(self, name, value)
-        return y_encoded
 
     def _probe_sample(self, fit_input):
         X = fit_input.X

@@ -147,6 +147,21 @@ def test_source_classes_make_the_untouched_source_a_candidate(iris_source):
     assert set(auto.predict(X_IRIS[:5])) <= set(labels)
 
 
+def test_source_classes_are_checked_like_every_estimators(iris_source):
+    # The one validator of source_classes: a label twice is refused, as by
+    # FineTunedClassifier (test_source_classes.py), not silently looked up.
+    auto = AutoTransferClassifier(
+        iris_source,
+        source_classes=["setosa", "setosa", "virginica"],
+        strategies=["source", "linear"],
+        **QUICK,
+    )
+    labels = np.array(["setosa", "versicolor", "virginica"])
+
+    with pytest.raises(ValueError, match=r"the labels \['setosa'\] more than once"):
+        auto.fit(X_IRIS, labels[Y_IRIS])
+
+
 def test_transfer_that_hurts_warns_and_falls_back_to_a_baseline():
     # A source whose body outputs nothing but zeros: its features carry no
     # information and fine-tuning cannot move dead ReLU units.
