@@ -34,6 +34,7 @@ __all__ = [
     "epochs_for",
     "inputs_of",
     "is_torch_dataset",
+    "steps_covering",
     "weighted_mean",
 ]
 
@@ -307,6 +308,17 @@ def count_batches(dataset, batch_size):
     if isinstance(dataset, InMemoryDataset):
         return len(Batches(dataset, batch_size, True, None))
     return math.ceil(len(dataset) / batch_size)
+
+
+def steps_covering(batch_size, *datasets):
+    """Steps per epoch for one pass over the largest of ``datasets``.
+
+    A second data set trained beside the training rows (source data,
+    unlabelled target data) is drawn one batch per step; with this many
+    steps an epoch sees each of its rows once, and the smaller sets are
+    cycled.
+    """
+    return max(count_batches(dataset, batch_size) for dataset in datasets)
 
 
 def endless_batches(dataset, batch_size, generator):

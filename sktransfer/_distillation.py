@@ -7,7 +7,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._core import TRAINING_CONSTRAINTS, NetworkEstimator
-from ._data import count_batches, endless_batches
+from ._data import endless_batches, steps_covering
 from ._docstrings import TRAINING, Substitution
 from ._dry_run import resolve_other_network
 from ._heads import (
@@ -100,7 +100,8 @@ class _UnlabeledDistillation(_StudentDistillation):
     def __call__(self, module, inputs, features, outputs, index):
         unlabeled, rows = next(self._stream)
         features = module.body(unlabeled)
-        outputs = module.head(features)
+        # The auxiliary head reads the features only: no need for the outputs.
+        outputs = None if self.auxiliary else module.head(features)
         return super().__call__(module, unlabeled, features, outputs, rows.index)
 
 
@@ -225,11 +226,8 @@ class _Distilled(NetworkEstimator):
                 )
                 unlabeled = unlabeled_dataset(unlabeled_data, probe, self.device)
                 plan.term_context["unlabeled_data"] = unlabeled
-                # An epoch sees every unlabelled row once (the labelled rows
-                # are cycled), as joint training does with source rows.
-                plan.steps_per_epoch = max(
-                    count_batches(rows.data, self.batch_size),
-                    count_batches(unlabeled, self.batch_size),
+                plan.steps_per_epoch = steps_covering(
+                    self.batch_size, rows.data, unlabeled
                 )
         return plan
 

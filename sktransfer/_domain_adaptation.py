@@ -7,7 +7,7 @@ import torch
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._data import count_batches
+from ._data import steps_covering
 from ._docstrings import (
     FINE_TUNING,
     HEAD,
@@ -21,23 +21,9 @@ from ._fine_tuning import FineTuning
 from ._source_classes import SourceClassesMixin
 from ._targets import ClassifierTargetsMixin, RegressorTargetsMixin
 from ._unlabeled import unlabeled_dataset
-from .adaptation import (
-    CORAL,
-    MMD,
-    DomainAdversarial,
-    EntropyMinimization,
-    MinimumClassConfusion,
-)
+from .adaptation._terms import ADAPTATION_METHODS
 
 __all__ = ["DomainAdaptationClassifier", "DomainAdaptationRegressor"]
-
-_METHODS = {
-    "coral": CORAL,
-    "mmd": MMD,
-    "dann": DomainAdversarial,
-    "mcc": MinimumClassConfusion,
-    "entropy": EntropyMinimization,
-}
 
 _METHOD = """\
 method : {{"coral", "mmd", "dann"{classification_methods}}} or callable, \
@@ -77,7 +63,7 @@ class _DomainAdaptation(FineTuning):
 
     _parameter_constraints = {
         **FineTuning._parameter_constraints,
-        "method": [StrOptions(set(_METHODS)), callable],
+        "method": [StrOptions(set(ADAPTATION_METHODS)), callable],
         "lam": [Interval(Real, 0, None, closed="left")],
     }
 
@@ -123,13 +109,9 @@ class _DomainAdaptation(FineTuning):
         if self.lam == 0:
             return plan
         plan.terms = [(self.lam, self._adaptation_term())]
-        # An epoch sees every unlabelled row once (the labelled rows are
-        # cycled when fewer): with a few labels and many unlabelled rows, the
-        # unlabelled ones set the length of training.
-        plan.steps_per_epoch = max(
-            count_batches(rows.data, self.batch_size),
-            count_batches(unlabeled, self.batch_size),
-        )
+        # With a few labels and many unlabelled rows, the unlabelled ones set
+        # the length of an epoch.
+        plan.steps_per_epoch = steps_covering(self.batch_size, rows.data, unlabeled)
         plan.term_context = {
             "head_is_new": not decision.reuse,
             "task": self._task,
@@ -144,7 +126,7 @@ class _DomainAdaptation(FineTuning):
                     f"method={self.method!r} works on class probabilities, which a "
                     "regressor does not predict; use 'coral', 'mmd' or 'dann'."
                 )
-            return _METHODS[self.method]()
+            return ADAPTATION_METHODS[self.method]()
         # The user's object may keep state in prepare(): work on a copy.
         return copy.deepcopy(self.method)
 

@@ -10,7 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from torch import nn
 
 from ._core import TRAINING_CONSTRAINTS, NetworkEstimator
-from ._data import InMemoryDataset, count_batches, endless_batches, weighted_mean
+from ._data import InMemoryDataset, endless_batches, steps_covering, weighted_mean
 from ._docstrings import TRAINING, Substitution
 from ._heads import forward_probe, logits_head, new_head, output_width
 from ._linear_probe import fit_linear_probe
@@ -229,10 +229,7 @@ class _JointTraining(NetworkEstimator):
                 ),
             )
         ]
-        plan.steps_per_epoch = max(
-            count_batches(rows.data, self.batch_size),
-            count_batches(dataset, self.batch_size),
-        )
+        plan.steps_per_epoch = steps_covering(self.batch_size, rows.data, dataset)
         plan.fitted["n_source_samples_"] = len(dataset)
         return plan
 

@@ -65,7 +65,23 @@ class _UnlabeledBatchTerm(KnowledgeTerm):
         return inputs
 
 
-class CORAL(_UnlabeledBatchTerm):
+class _FeatureAlignment(_UnlabeledBatchTerm):
+    """``loss(labelled_features, unlabelled_features)`` of the body's features."""
+
+    def __call__(self, module, inputs, features, outputs, index):
+        return self.loss(features, module.body(self._unlabeled_inputs()))
+
+
+class _TargetPrediction(_UnlabeledBatchTerm):
+    """``loss(unlabelled_logits)`` of the network's outputs on target inputs."""
+
+    _classification_only = True
+
+    def __call__(self, module, inputs, features, outputs, index):
+        return self.loss(module.head(module.body(self._unlabeled_inputs())))
+
+
+class CORAL(_FeatureAlignment):
     r"""Deep CORAL: align the covariances of labelled and unlabelled features.
 
     .. math::
@@ -97,9 +113,6 @@ class CORAL(_UnlabeledBatchTerm):
     True
     """
 
-    def __call__(self, module, inputs, features, outputs, index):
-        return self.loss(features, module.body(self._unlabeled_inputs()))
-
     def loss(self, labelled_features, unlabelled_features):
         """The CORAL distance between two batches of features.
 
@@ -124,7 +137,7 @@ def _covariance(features):
     return centred.T @ centred / max(features.shape[0] - 1, 1)
 
 
-class MMD(_UnlabeledBatchTerm):
+class MMD(_FeatureAlignment):
     r"""Multi-kernel maximum mean discrepancy between the two domains' features.
 
     The squared distance between the mean embeddings of the labelled batch
@@ -195,9 +208,6 @@ class MMD(_UnlabeledBatchTerm):
             )
         return multipliers.tolist()
 
-    def __call__(self, module, inputs, features, outputs, index):
-        return self.loss(features, module.body(self._unlabeled_inputs()))
-
     def loss(self, labelled_features, unlabelled_features):
         """The MMD estimate between two batches of features.
 
@@ -248,7 +258,7 @@ class _GradientReversal(torch.autograd.Function):
         return -ctx.coefficient * grad_output, None
 
 
-class DomainAdversarial(_UnlabeledBatchTerm, nn.Module):
+class DomainAdversarial(_FeatureAlignment, nn.Module):
     r"""DANN: features that a domain discriminator cannot tell apart.
 
     A small network :math:`D` (the discriminator) reads the body's features
@@ -367,9 +377,6 @@ class DomainAdversarial(_UnlabeledBatchTerm, nn.Module):
         )
         return self.discriminator(reversed_features).squeeze(1)
 
-    def __call__(self, module, inputs, features, outputs, index):
-        return self.loss(features, module.body(self._unlabeled_inputs()))
-
     def loss(self, labelled_features, unlabelled_features):
         """The discriminator's loss on two batches of features (after prepare).
 
@@ -421,7 +428,7 @@ def _entropy(log_probabilities):
     return -(log_probabilities.exp() * log_probabilities).sum(dim=-1)
 
 
-class MinimumClassConfusion(_UnlabeledBatchTerm):
+class MinimumClassConfusion(_TargetPrediction):
     r"""MCC: penalise predictions on unlabelled inputs that mix classes.
 
     With :math:`\hat Y = \mathrm{softmax}(Z / T)` the tempered predictions on
@@ -467,13 +474,9 @@ class MinimumClassConfusion(_UnlabeledBatchTerm):
     _parameter_constraints = {
         "temperature": [Interval(Real, 0, None, closed="neither")],
     }
-    _classification_only = True
 
     def __init__(self, temperature=2.5):
         self.temperature = temperature
-
-    def __call__(self, module, inputs, features, outputs, index):
-        return self.loss(module.head(module.body(self._unlabeled_inputs())))
 
     def loss(self, unlabelled_logits):
         """The class confusion of a batch of logits.
@@ -497,7 +500,7 @@ class MinimumClassConfusion(_UnlabeledBatchTerm):
         return (confusion.sum() - confusion.trace()) / n_classes
 
 
-class EntropyMinimization(_UnlabeledBatchTerm):
+class EntropyMinimization(_TargetPrediction):
     r"""Confident, yet diverse, predictions on unlabelled target inputs.
 
     With :math:`p_i = \mathrm{softmax}(z_i)` the predictions on one
@@ -543,13 +546,9 @@ class EntropyMinimization(_UnlabeledBatchTerm):
     _parameter_constraints = {
         "diversity": [Interval(Real, 0, None, closed="left")],
     }
-    _classification_only = True
 
     def __init__(self, diversity=1.0):
         self.diversity = diversity
-
-    def __call__(self, module, inputs, features, outputs, index):
-        return self.loss(module.head(module.body(self._unlabeled_inputs())))
 
     def loss(self, unlabelled_logits):
         """The information-maximisation loss of a batch of logits.
