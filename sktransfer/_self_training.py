@@ -20,7 +20,7 @@ from sklearn.utils.validation import (
     has_fit_parameter,
 )
 
-from ._unlabeled import UnlabeledData
+from ._unlabeled import check_wrapped
 
 __all__ = ["PseudoLabelingClassifier"]
 
@@ -246,11 +246,7 @@ class PseudoLabelingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         """The unlabelled rows, in the layout of X (array or DataFrame)."""
         if unlabeled_data is None:
             return _safe_indexing(X, np.arange(0))
-        if not isinstance(unlabeled_data, UnlabeledData):
-            raise TypeError(
-                "unlabeled_data must be an UnlabeledData(X_target); got "
-                f"{type(unlabeled_data).__name__}."
-            )
+        check_wrapped(unlabeled_data)
         X_unlabeled = unlabeled_data.X
         if hasattr(X, "columns"):
             X_unlabeled = _frame_like(X, X_unlabeled)

@@ -7,7 +7,7 @@ from sklearn.utils import check_array
 from ._data import InMemoryDataset
 from ._validation import check_object_values, check_representable
 
-__all__ = ["UnlabeledData", "extra_inputs", "unlabeled_dataset"]
+__all__ = ["UnlabeledData", "check_wrapped", "extra_inputs", "unlabeled_dataset"]
 
 
 class UnlabeledData:
@@ -72,6 +72,17 @@ def extra_inputs(X, probe, name):
     return np.ascontiguousarray(X)
 
 
+def check_wrapped(unlabeled_data):
+    """Refuse ``unlabeled_data`` that is not an :class:`UnlabeledData`."""
+    if not isinstance(unlabeled_data, UnlabeledData):
+        raise TypeError(
+            "unlabeled_data must be an UnlabeledData(X_target); got "
+            f"{type(unlabeled_data).__name__}. The wrapper keeps the rows whole "
+            "through cross-validation, which would otherwise cut an array as "
+            "long as X into folds."
+        )
+
+
 def unlabeled_dataset(unlabeled_data, probe, device):
     """The validated unlabelled inputs on ``device``, or None.
 
@@ -81,13 +92,7 @@ def unlabeled_dataset(unlabeled_data, probe, device):
     """
     if unlabeled_data is None:
         return None
-    if not isinstance(unlabeled_data, UnlabeledData):
-        raise TypeError(
-            "unlabeled_data must be an UnlabeledData(X_target); got "
-            f"{type(unlabeled_data).__name__}. The wrapper keeps the rows whole "
-            "through cross-validation, which would otherwise cut an array as "
-            "long as X into folds."
-        )
+    check_wrapped(unlabeled_data)
     X = extra_inputs(unlabeled_data.X, probe, "UnlabeledData's X")
     return InMemoryDataset(
         torch.tensor(X, dtype=probe.dtype, device=device),
