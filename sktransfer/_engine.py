@@ -142,11 +142,6 @@ class TransferNet(NeuralNet):
             )
         if not isinstance(dataset, InMemoryDataset):
             return super().get_iterator(dataset, training=training)
-        # Arrays held in memory are batched by slicing on the device, not by
-        # a DataLoader: worker processes would only copy what is already
-        # there. The DataLoader options still have to be valid ones.
-        prefix = "iterator_train" if training else "iterator_valid"
-        _check_loader_options(dataset, self.get_params_for(prefix))
         if training:
             return Batches(
                 dataset,
@@ -221,18 +216,10 @@ class TransferNet(NeuralNet):
 
     # --- the fit's beginning and end ---------------------------------------
 
-    @property
-    def _training_device(self):
-        device = self.__dict__.get("_device_cache")
-        if device is None or device[0] != self.device:
-            device = self.__dict__["_device_cache"] = (
-                self.device,
-                torch.device(self.device),
-            )
-        return device[1]
-
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        # Decided once per fit, not per step: see train_step.
+        # Decided once per fit, not per step: the device batches must be on
+        # (see _on_device), and whether the plain step applies (train_step).
+        self._training_device = torch.device(self.device)
         self._plain_step = not isinstance(
             self.optimizer_, torch.optim.LBFGS
         ) and not self._listeners("on_grad_computed")
@@ -246,6 +233,12 @@ class TransferNet(NeuralNet):
             inputs=X.X if isinstance(X, InMemoryDataset) else None,
             penalty_weight=", ".join(dict.fromkeys(weight_names)) or None,
         )
+        if isinstance(X, InMemoryDataset):
+            # Arrays held in memory are batched by slicing on the device, not
+            # by a DataLoader (worker processes would only copy what is
+            # already there); the DataLoader options must still be valid.
+            for prefix in ("iterator_train", "iterator_valid"):
+                _check_loader_options(X, self.get_params_for(prefix))
         self._prepare_terms(X)
 
     def _prepare_terms(self, dataset):
