@@ -13,28 +13,11 @@ import torch
 from torch import nn
 
 __all__ = [
-    "SOURCE_CLASSES_PARAMETER",
     "SourceClassesMixin",
     "check_source_classes",
     "rows_of_classes",
     "select_head_rows",
 ]
-
-SOURCE_CLASSES_PARAMETER = """\
-    source_classes : array-like of shape (n_source_outputs,) or None, default=None
-        The label of each of the source head's outputs, in output order. When
-        every class of ``y`` is among them, ``head="reuse"`` and ``"auto"``
-        keep the source head restricted to the outputs of those classes, in
-        ``classes_`` order (its final ``Linear`` layer keeps the rows of those
-        classes), so a training set that lacks some source classes still
-        reuses the head, and predictions are over ``classes_`` only. When a
-        class of ``y`` is not among them, ``"reuse"`` raises a ``ValueError``
-        naming it and ``"auto"`` puts a new head. Keeping some of the outputs
-        needs a head whose final layer is a ``torch.nn.Linear`` (a
-        ``ValueError`` says so otherwise). None: output ``i`` is
-        ``classes_[i]`` and the head is reused only when its width is the
-        number of classes.
-"""
 
 
 def check_source_classes(source_classes, n_source_outputs, where):
