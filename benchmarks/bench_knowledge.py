@@ -115,6 +115,10 @@ def main():
     source = make_source(784, 10)
     common = dict(
         head="new",
+        # Like the hand-written loop, the new head starts at random: the
+        # default linear probe (LP-FT) would add a frozen pass and a logistic
+        # regression to every estimator's fit and none to the loop's.
+        head_init="random",
         max_epochs=args.epochs,
         batch_size=args.batch_size,
         random_state=0,
