@@ -14,6 +14,7 @@ from sklearn.base import (
     ClassifierMixin,
     RegressorMixin,
     _fit_context,
+    clone,
 )
 from sklearn.exceptions import FitFailedWarning
 from sklearn.metrics import check_scoring, get_scorer_names
@@ -32,8 +33,13 @@ from sklearn.utils.validation import (
 )
 
 from ._base import SourceModuleMixin, rolled_back_on_failure
+from ._choice import average_within_noise, choose
 from ._core import validate_array_input
 from ._docstrings import SOURCE, Substitution
+from ._domain_adaptation import (
+    DomainAdaptationClassifier,
+    DomainAdaptationRegressor,
+)
 from ._dry_run import check_input_fits_network
 from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
@@ -45,6 +51,9 @@ from ._knowledge_regularized import (
 )
 from ._portfolio import (
     FAMILIES,
+    NETWORK_FAMILIES,
+    AveragedClassifier,
+    AveragedRegressor,
     Candidate,
     Run,
     evaluate_run,
@@ -55,13 +64,21 @@ from ._seeding import seeded
 from ._source import resolve_source, split_body_head
 from ._source_classes import check_source_classes, rows_of_classes
 from ._source_model import SourceModelClassifier, SourceModelRegressor
+from ._target_validation import (
+    VALIDATION_NOTES,
+    adaptation_epochs,
+    target_likeness,
+    validation_splits,
+)
 from ._targets import ClassifierTargetsMixin, RegressorTargetsMixin
 from ._training_checks import check_device
+from ._unlabeled import UnlabeledData, check_wrapped, extra_inputs
 from ._validation import (
     check_object_values,
     check_representable,
     positive_strides,
 )
+from .adaptation._terms import ADAPTATION_METHODS
 from .model_selection._compare import (
     NegativeTransferWarning,
     corrected_paired_ttest,
@@ -82,12 +99,13 @@ _MAX_FOLDS = 5
 class _FitData:
     """What every candidate of one AutoTransfer fit reads (shared, read-only)."""
 
-    def __init__(self, X, y, sample_weight, frozen, classes):
+    def __init__(self, X, y, sample_weight, frozen, classes, scoring_weights=None):
         self.X = X
         self.y = y
         self.sample_weight = sample_weight
         self.frozen = frozen
         self.classes = classes
+        self.scoring_weights = scoring_weights
         self.rows = np.arange(X.shape[0]).reshape(-1, 1)
         self.features = flatten_samples(frozen.features)
 
@@ -99,6 +117,8 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         "strategies": [list, tuple, None],
         "lams": [list, tuple],
         "interpolations": [list, tuple],
+        "adaptation_methods": [list, tuple],
+        "adaptation_lams": [list, tuple],
         "cv": ["cv_object"],
         "scoring": [StrOptions(set(get_scorer_names())), callable, None],
         "max_epochs": [
@@ -114,29 +134,40 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
+    # No other estimator consumes it: requested by default under routing.
+    __metadata_request__fit = {"unlabeled_data": True}
+
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, unlabeled_data=None):
         """Cross-validate the portfolio on (X, y), then refit the choice on all of it.
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, ...)
-            Inputs the source network accepts.
+            Inputs the source network accepts: target rows, or source-domain
+            rows when ``unlabeled_data`` holds the target's inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target labels (classifier) or values (regressor).
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the training loss of every candidate (not of the
             cross-validation scores).
+        unlabeled_data : UnlabeledData, default=None
+            Target-domain inputs without labels, shaped like X. They add the
+            domain-adaptation candidates, and the cross-validation scores
+            are weighted toward them (importance-weighted validation): see
+            the portfolio above.
 
         Returns
         -------
         self : object
         """
         with rolled_back_on_failure(self):
-            return self._fit(X, y, sample_weight)
+            return self._fit(X, y, sample_weight, unlabeled_data)
 
-    def _fit(self, X, y, sample_weight):
-        families = self._check_strategies()
+    def _fit(self, X, y, sample_weight, unlabeled_data):
+        if unlabeled_data is not None:
+            check_wrapped(unlabeled_data)
+        families = self._check_strategies(unlabeled_data is not None)
         check_device(self.device)
         network = resolve_source(self.source_module, self.source_weights)
         fit_input = validate_array_input(self, network, X, y, sample_weight)
@@ -163,14 +194,43 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         )
         self.head_choice_ = head
         self.head_choice_reason_ = reason
-        data = _FitData(X, y, sample_weight, frozen, getattr(self, "classes_", None))
+        unlabeled, target_like, scoring_weights = None, None, None
+        if unlabeled_data is not None:
+            unlabeled = self._unlabeled_rows(unlabeled_data, X, input_dtype)
+            scoring_weights, target_like = target_likeness(
+                frozen.features,
+                _frozen_pass(network, unlabeled.X, input_dtype, self.device).features,
+                cv_seed,
+            )
+        self.importance_weights_ = scoring_weights
+        splits, validation = validation_splits(
+            self._cv,
+            y,
+            y_encoded,
+            target_like,
+            cv_seed,
+            classification=self._task == "classification",
+        )
+        data = _FitData(
+            X,
+            y,
+            sample_weight,
+            frozen,
+            getattr(self, "classes_", None),
+            scoring_weights,
+        )
+        n_train = float(np.mean([len(train) for train, _ in splits]))
         runs = self._portfolio(
-            network, families, head, source_columns, network_seed, integer_input
+            network,
+            families,
+            head,
+            source_columns,
+            network_seed,
+            integer_input,
+            unlabeled=unlabeled,
+            n_train=n_train,
         )
         candidates = [c for run in runs for c in run.candidates]
-
-        cv = self._cv(y, y_encoded, cv_seed)
-        splits = list(cv.split(X, y_encoded if self._task == "classification" else y))
         scorer = check_scoring(self._scoring_template(), scoring=self.scoring)
         tasks = [(r, s) for s in range(len(splits)) for r in range(len(runs))]
         if self.verbose:
@@ -181,10 +241,16 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         outcomes = Parallel(n_jobs=self.n_jobs, verbose=max(0, self.verbose - 1) * 10)(
             delayed(evaluate_run)(runs[r], data, *splits[s], scorer) for r, s in tasks
         )
-        scores, fit_times, errors = self._collect(runs, splits, tasks, outcomes)
-
-        chosen, best, reason = _choose(candidates, scores, splits)
-        n_train = float(np.mean([len(train) for train, _ in splits]))
+        scores, fit_times, errors, predictions = self._collect(
+            runs, splits, tasks, outcomes
+        )
+        chosen, best, reason = choose(candidates, scores, splits)
+        # The untouched source, chosen, is kept as it is: it trains nothing.
+        if "ensemble" in families and candidates[chosen].family != "source":
+            candidates, scores, fit_times, chosen, reason = average_within_noise(
+                candidates, scores, fit_times, predictions, (data, splits, scorer), best
+            )
+        reason += VALIDATION_NOTES[validation]
         n_test = float(np.mean([len(test) for _, test in splits]))
         self._record(candidates, scores, fit_times, splits, chosen, best)
         self.comparison_ = self._comparison(
@@ -203,26 +269,94 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             print(self.comparison_)
             print(f"chose {self.best_strategy_}: {reason}")
 
-        run = next(run for run in runs if candidates[chosen] in run.candidates)
-        self.best_estimator_ = self._refit(
-            run, candidates[chosen], data, network, X, y, sample_weight
-        )
+        refit = {
+            "runs": runs,
+            "data": data,
+            "network": network,
+            "n_unlabeled": None if unlabeled is None else len(unlabeled.X),
+        }
+        chosen_candidate = candidates[chosen]
+        if chosen_candidate.family == "ensemble":
+            averaged = (
+                AveragedClassifier
+                if self._task == "classification"
+                else (AveragedRegressor)
+            )
+            self.best_estimator_ = averaged(
+                [
+                    self._refit(member, fresh=True, **refit)
+                    for member in chosen_candidate.members
+                ]
+            )
+        else:
+            self.best_estimator_ = self._refit(chosen_candidate, **refit)
         return self
+
+    def _unlabeled_rows(self, unlabeled_data, X, input_dtype):
+        """The unlabelled rows, validated as inputs of the network X feeds."""
+        probe = torch.tensor(X[:1], dtype=input_dtype)
+        X_unlabeled = extra_inputs(unlabeled_data.X, probe, "UnlabeledData's X")
+        return UnlabeledData(self._as_network_input(X_unlabeled, input_dtype))
 
     # --- the portfolio ---------------------------------------------------------
 
-    def _check_strategies(self):
+    def _check_strategies(self, has_unlabeled):
         if self.strategies is None:
-            return set(FAMILIES)
-        unknown = sorted(set(self.strategies) - set(FAMILIES))
-        if unknown or not self.strategies:
-            raise ValueError(
-                f"strategies must name some of {list(FAMILIES)}; got "
-                f"{list(self.strategies)}."
-            )
-        return set(self.strategies)
+            families = set(FAMILIES)
+            if not has_unlabeled:
+                families.discard("adaptation")
+        else:
+            unknown = sorted(set(self.strategies) - set(FAMILIES))
+            if unknown or not self.strategies:
+                raise ValueError(
+                    f"strategies must name some of {list(FAMILIES)}; got "
+                    f"{list(self.strategies)}."
+                )
+            families = set(self.strategies)
+            if "adaptation" in families and not has_unlabeled:
+                raise ValueError(
+                    "The 'adaptation' strategies learn from the target "
+                    "domain's unlabelled inputs: pass fit(X, y, "
+                    "unlabeled_data=UnlabeledData(X_target)), or leave "
+                    "'adaptation' out of strategies."
+                )
+        if "adaptation" in families:
+            self._check_adaptation_methods()
+        return families
 
-    def _portfolio(self, network, families, head, source_columns, seed, integer_input):
+    def _check_adaptation_methods(self):
+        allowed = [
+            name
+            for name in ADAPTATION_METHODS
+            if self._task == "classification" or name not in ("mcc", "entropy")
+        ]
+        methods = list(self.adaptation_methods)
+        if not methods or any(
+            not isinstance(method, str) or method not in allowed for method in methods
+        ):
+            raise ValueError(
+                f"adaptation_methods must name some of {allowed}; got {methods}."
+            )
+        if not self.adaptation_lams or any(
+            not isinstance(lam, Real) or not lam > 0 for lam in self.adaptation_lams
+        ):
+            raise ValueError(
+                "adaptation_lams must hold positive numbers (lam=0 is the "
+                f"'fine_tune' candidate); got {list(self.adaptation_lams)}."
+            )
+
+    def _portfolio(
+        self,
+        network,
+        families,
+        head,
+        source_columns,
+        seed,
+        integer_input,
+        *,
+        unlabeled=None,
+        n_train=None,
+    ):
         classification = self._task == "classification"
         training = {
             key: value
@@ -313,6 +447,37 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
                         ),
                     )
                 )
+        if "adaptation" in families:
+            adaptation = (
+                DomainAdaptationClassifier
+                if classification
+                else DomainAdaptationRegressor
+            )
+            for method in self.adaptation_methods:
+                for lam in self.adaptation_lams:
+                    estimator = adaptation(network, method=method, lam=lam, **shared)
+                    runs.append(
+                        Run(
+                            "network",
+                            # A weaker pull toward the unlabelled rows is safer.
+                            [
+                                Candidate(
+                                    "adaptation",
+                                    {"method": method, "lam": lam},
+                                    (rank["adaptation"], lam),
+                                )
+                            ],
+                            estimator=estimator.set_params(
+                                max_epochs=adaptation_epochs(
+                                    self.max_epochs,
+                                    estimator.batch_size,
+                                    n_train,
+                                    len(unlabeled.X),
+                                )
+                            ),
+                            fit_params={"unlabeled_data": unlabeled},
+                        )
+                    )
         if "scratch" in families:
             # Fresh weights need more steps than a fine-tune: 100 epochs
             # scored at least as well as the "auto" budget on every task and
@@ -342,19 +507,21 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             position += len(run.candidates)
         scores = np.full((len(candidates), len(splits)), np.nan)
         fit_times = np.full((len(candidates), len(splits)), np.nan)
+        predictions = [[None] * len(splits) for _ in candidates]
         errors = {}
         for (run_index, split), results in zip(tasks, outcomes, strict=True):
-            for k, (score, fit_time, error) in enumerate(results):
+            for k, (score, fit_time, error, predicted) in enumerate(results):
                 row = offset[run_index] + k
                 scores[row, split] = score
                 fit_times[row, split] = fit_time
+                predictions[row][split] = predicted
                 if error is not None:
                     errors.setdefault(candidates[row].name, error)
         failed = np.isnan(scores).any(axis=1)
         networks = [
             i
             for i, candidate in enumerate(candidates)
-            if candidate.family in ("fine_tune", "wise_ft", "l2sp", "scratch")
+            if candidate.family in NETWORK_FAMILIES
         ]
         if failed.all() or (networks and failed[networks].all()):
             # Every network failing is a problem of the settings, the data or
@@ -362,9 +529,16 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             # rather than fall back to a linear model without a word.
             first = candidates[networks[0] if networks else 0].name
             raise errors.get(first, next(iter(errors.values())))
-        return scores, fit_times, errors
+        return scores, fit_times, errors, predictions
 
-    def _refit(self, run, candidate, data, network, X, y, sample_weight):
+    def _refit(self, candidate, *, runs, data, network, n_unlabeled, fresh=False):
+        """``candidate`` fitted on every training row.
+
+        ``fresh``: fit a clone of the run's estimator (the two members of an
+        ensemble may share a run: fine-tuning and its WiSE-FT).
+        """
+        run = next(run for run in runs if candidate in run.candidates)
+        X, y, sample_weight = data.X, data.y, data.sample_weight
         if run.kind == "source":
             model = self._source_model(network)
             return model._fit_guarded(X, y, sample_weight, frozen_outputs=data.frozen)
@@ -379,14 +553,23 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             return Pipeline(
                 [("features", transformer), ("scale", scale), ("model", model)]
             )
+        estimator = clone(run.estimator) if fresh else run.estimator
         if run.kind == "linear":
-            return run.estimator.fit(X, y, model__sample_weight=sample_weight)
-        estimator = run.estimator
+            return estimator.fit(X, y, model__sample_weight=sample_weight)
+        if candidate.family == "adaptation":
+            # As many gradient steps as in cross-validation, now on all rows.
+            estimator = estimator.set_params(
+                max_epochs=adaptation_epochs(
+                    self.max_epochs, estimator.batch_size, X.shape[0], n_unlabeled
+                )
+            )
         if candidate.family == "wise_ft":
             estimator = estimator.set_params(
                 interpolation=candidate.params["interpolation"]
             )
-        return estimator._fit_guarded(X, y, sample_weight, frozen_outputs=data.frozen)
+        return estimator._fit_guarded(
+            X, y, sample_weight, frozen_outputs=data.frozen, **run.fit_params
+        )
 
     # --- the choice and what it records ---------------------------------------
 
@@ -502,6 +685,8 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         return tags
 
 
+# How the cross-validation scores were obtained (see _AutoTransfer._splits),
+# as said in strategy_choice_reason_.
 def _frozen_pass(network, X, input_dtype, device):
     """The frozen source's features and outputs on every row, once per fit.
 
@@ -515,46 +700,6 @@ def _frozen_pass(network, X, input_dtype, device):
         array_batches(X, input_dtype, device, 256),
         X.shape[0],
     )
-
-
-def _choose(candidates, scores, splits):
-    """The best candidate, or the untouched source when it is as good within noise.
-
-    The best candidate has the highest mean score over the splits (ties go
-    to the safer, earlier in :data:`~sktransfer._portfolio.FAMILIES`). The
-    untouched source is chosen instead when it is within noise of the best:
-    the mean of their per-split differences is at most one standard error
-    of that mean, with the variance corrected for the overlap of
-    cross-validation training sets (Nadeau and Bengio's
-    ``1/J + n_test/n_train``). It trains nothing, so it cannot lose what
-    the user had; between trained candidates, the best mean is the better
-    bet (on the accuracy suite, preferring the simplest trained candidate
-    within noise cost 0.025 of accuracy on average, against 0.009).
-    """
-    usable = [i for i in range(len(candidates)) if not np.isnan(scores[i]).any()]
-    means = {i: float(scores[i].mean()) for i in usable}
-    best = max(usable, key=lambda i: (means[i], [-x for x in candidates[i].safety]))
-    n_train = np.mean([len(train) for train, _ in splits])
-    n_test = np.mean([len(test) for _, test in splits])
-    n_splits = scores.shape[1]
-    chosen = best
-    for i in usable:
-        if candidates[i].family != "source" or i == best:
-            continue
-        difference = scores[best] - scores[i]
-        spread = difference.var(ddof=1) if n_splits > 1 else 0.0
-        standard_error = math.sqrt(spread * (1 / n_splits + n_test / n_train))
-        if difference.mean() <= standard_error:
-            chosen = i
-    if chosen == best:
-        reason = f"best mean score ({means[best]:.3f})"
-    else:
-        reason = (
-            f"the untouched source ({means[chosen]:.3f}) is within one standard "
-            f"error of the best ({candidates[best].name}, {means[best]:.3f}), "
-            "and trains nothing"
-        )
-    return chosen, best, reason
 
 
 _PORTFOLIO = """\
@@ -573,24 +718,50 @@ The portfolio, each candidate cross-validated on the same splits of the
       starting ones, for each value of ``interpolations`` (no extra
       training);
     - ``"l2sp"``: :class:`KnowledgeRegularized*` with L2-SP, for each ``lam``;
+    - ``"adaptation"``, when ``fit`` gets ``unlabeled_data``:
+      :class:`DomainAdaptation*` for each of ``adaptation_methods`` and
+      ``adaptation_lams``, trained for as many gradient steps as the
+      ``"fine_tune"`` candidate (unless ``max_epochs`` is given);
     - the non-transfer baselines: ``"linear"``, the linear model on the
       inputs (standardised, n-D samples flattened; not for token ids), and
       ``"scratch"``, the source architecture trained from fresh weights
       (100 epochs unless ``max_epochs`` is given: fresh weights need more
-      steps than a fine-tune).
+      steps than a fine-tune);
+    - ``"ensemble"``: when other candidates are within one standard error
+      of the best (see below), the average of the best and at most two of
+      them (class probabilities, or predicted values), scored on every split
+      from the predictions its members made there, without another fit;
+      refitted, it fits its members. When cross-validation cannot tell
+      candidates apart, choosing one is a coin toss; their average is
+      usually better than either (a linear model and a network trained
+      from scratch, on a useless source).
 
     The frozen source network runs once per ``fit``, over every training
     row; its outputs and features serve every candidate and split that
     needs them (the untouched source, the features' linear model, the new
     head's linear probe).
 
+    With ``unlabeled_data``, every candidate's scores are weighted toward
+    the target domain (importance-weighted validation, Sugiyama et al.,
+    2007): each training row's score counts with its density ratio
+    ``p_target(x) / p_train(x)``, estimated once per fit by a logistic
+    regression telling the frozen source's features of the training rows
+    from those of the unlabelled rows. Training rows from the target domain
+    weigh about 1 each; source-domain rows weigh as much as they resemble
+    the target. An estimate: with few training rows like the target, its
+    variance is large, and the rule below keeps the untouched source or
+    the simpler candidate more often.
+
     The choice: the candidate with the best mean score, unless the
     untouched source is within one standard error of it (the mean of the
     per-split differences at most its standard error, with the variance
     corrected for overlapping training sets as in Nadeau and Bengio's test):
-    the source trains nothing, so within noise it is the safe choice. Ties
-    go to the earlier of: source, linear, features, wise_ft (smaller
-    interpolation first), l2sp (larger λ first), fine_tune, scratch. The
+    the source trains nothing, so within noise it is the safe choice.
+    Otherwise, when other candidates are within one standard error of the
+    best, the choice is the ``"ensemble"`` of the best and the (at most two)
+    closest of them. Ties go to the earlier of: source, linear, features,
+    wise_ft (smaller interpolation first), l2sp (larger λ first),
+    fine_tune, adaptation (smaller λ first), scratch. The
     choice is then refitted on all the training data. A
     :class:`~sktransfer.model_selection.NegativeTransferWarning` is raised
     when the best candidate that uses the source scores significantly below
@@ -607,11 +778,18 @@ _SHARED_PARAMETERS = """\
 strategies : list of str or None, default=None
         The families of the portfolio to try, among ``"source"``,
         ``"linear"``, ``"features"``, ``"wise_ft"``, ``"l2sp"``,
-        ``"fine_tune"``, ``"scratch"``; None: all that apply.
+        ``"fine_tune"``, ``"adaptation"``, ``"scratch"``, ``"ensemble"``;
+        None: all that apply (``"adaptation"`` when ``fit`` gets
+        ``unlabeled_data``).
     lams : list of float, default=(0.01, 0.1, 1.0)
         The λ of the L2-SP candidates.
     interpolations : list of float, default=(0.5,)
         The WiSE-FT weights of the fine-tuned weights, in [0, 1].
+    adaptation_methods : list of str, default={adaptation_default}
+        The ``method`` of the domain-adaptation candidates (see
+        :class:`DomainAdaptation{kind}`); used with ``unlabeled_data``.
+    adaptation_lams : list of float, default=(0.1, 1.0)
+        Their ``lam``, each > 0 (``lam=0`` is ``"fine_tune"``).
     cv : int, cross-validation generator, iterable or None, default=None
         None: repeated (stratified, for classifiers) K-fold with
         ``K = min(5, smallest class count)`` (classifiers) or
@@ -637,9 +815,11 @@ strategies : list of str or None, default=None
 
 _SHARED_ATTRIBUTES = """\
 best_strategy_ : str
-        The chosen candidate, e.g. ``"l2sp(lam=0.1)"``.
+        The chosen candidate, e.g. ``"l2sp(lam=0.1)"`` or
+        ``"ensemble(linear + scratch)"``.
     best_estimator_ : estimator
-        The chosen candidate, refitted on all the training data.
+        The chosen candidate, refitted on all the training data (for an
+        ensemble, a model whose ``estimators`` are its two members).
     best_score_ : float
         Its mean cross-validated score.
     best_index_ : int
@@ -657,6 +837,9 @@ best_strategy_ : str
     head_choice_ : {"reuse", "new"}
         The head the network candidates use, decided once on all the data.
     head_choice_reason_ : str
+    importance_weights_ : ndarray of shape (n_samples,) or None
+        The weights of the training rows' cross-validation scores, toward
+        ``unlabeled_data`` (mean 1); None when ``fit`` got none.
     n_splits_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of str"""
@@ -666,7 +849,9 @@ best_strategy_ : str
     portfolio=_PORTFOLIO,
     source=SOURCE,
     source_classes=_SOURCE_CLASSES,
-    parameters=_SHARED_PARAMETERS,
+    parameters=_SHARED_PARAMETERS.format(
+        adaptation_default='("entropy",)', kind="Classifier"
+    ),
     attributes=_SHARED_ATTRIBUTES,
 )
 class AutoTransferClassifier(ClassifierTargetsMixin, ClassifierMixin, _AutoTransfer):
@@ -721,6 +906,8 @@ class AutoTransferClassifier(ClassifierTargetsMixin, ClassifierMixin, _AutoTrans
         strategies=None,
         lams=(0.01, 0.1, 1.0),
         interpolations=(0.5,),
+        adaptation_methods=("entropy",),
+        adaptation_lams=(0.1, 1.0),
         cv=None,
         scoring=None,
         max_epochs=None,
@@ -737,6 +924,8 @@ class AutoTransferClassifier(ClassifierTargetsMixin, ClassifierMixin, _AutoTrans
         self.strategies = strategies
         self.lams = lams
         self.interpolations = interpolations
+        self.adaptation_methods = adaptation_methods
+        self.adaptation_lams = adaptation_lams
         self.cv = cv
         self.scoring = scoring
         self.max_epochs = max_epochs
@@ -844,7 +1033,9 @@ class AutoTransferClassifier(ClassifierTargetsMixin, ClassifierMixin, _AutoTrans
 @Substitution(
     portfolio=_PORTFOLIO,
     source=SOURCE,
-    parameters=_SHARED_PARAMETERS,
+    parameters=_SHARED_PARAMETERS.format(
+        adaptation_default='("coral",)', kind="Regressor"
+    ),
     attributes=_SHARED_ATTRIBUTES,
 )
 class AutoTransferRegressor(RegressorTargetsMixin, RegressorMixin, _AutoTransfer):
@@ -888,6 +1079,8 @@ class AutoTransferRegressor(RegressorTargetsMixin, RegressorMixin, _AutoTransfer
         strategies=None,
         lams=(0.01, 0.1, 1.0),
         interpolations=(0.5,),
+        adaptation_methods=("coral",),
+        adaptation_lams=(0.1, 1.0),
         cv=None,
         scoring=None,
         max_epochs=None,
@@ -903,6 +1096,8 @@ class AutoTransferRegressor(RegressorTargetsMixin, RegressorMixin, _AutoTransfer
         self.strategies = strategies
         self.lams = lams
         self.interpolations = interpolations
+        self.adaptation_methods = adaptation_methods
+        self.adaptation_lams = adaptation_lams
         self.cv = cv
         self.scoring = scoring
         self.max_epochs = max_epochs

@@ -2,9 +2,12 @@
 
 Each candidate is a way to solve the target task: the untouched source, a
 linear model on the frozen source features, fine-tuning (LP-FT) and its
-weight-space ensemble with the source (WiSE-FT), L2-SP over a grid of λ, and
-the non-transfer baselines (a linear model on the inputs, the network from
-scratch). Candidates that read the frozen source (the untouched source, the
+weight-space ensemble with the source (WiSE-FT), L2-SP over a grid of λ,
+domain adaptation on the unlabelled target rows when the fit has some, the
+non-transfer baselines (a linear model on the inputs, the network from
+scratch), and the average of the two best of these. Each split keeps every
+candidate's predictions on its test rows, so the average is scored without
+another fit. Candidates that read the frozen source (the untouched source, the
 features) use the outputs computed once per fit; candidates that share a
 training run (fine-tuning and its WiSE-FT interpolations) share it.
 """
@@ -28,12 +31,16 @@ from ._weight_interpolation import interpolate_weights, snapshot_weights
 
 __all__ = [
     "FAMILIES",
+    "NETWORK_FAMILIES",
+    "AveragedClassifier",
+    "AveragedRegressor",
     "CachedRows",
     "Candidate",
     "Run",
     "evaluate_run",
     "flatten_samples",
     "linear_model",
+    "score_average",
 ]
 
 # Strategy families, safest first: ties of the mean score go to the earliest,
@@ -41,7 +48,9 @@ __all__ = [
 # _auto._choose). The untouched source trains nothing; linear
 # models on fixed inputs or features have few parameters; WiSE-FT stays
 # between the source and fine-tuning, L2-SP (large λ first) ties the weights
-# to the source; fine-tuning and training from scratch move every weight.
+# to the source; fine-tuning and training from scratch move every weight,
+# domain adaptation adds a term on unlabelled inputs to fine-tuning; the
+# ensemble of two candidates carries the risks of both.
 FAMILIES = (
     "source",
     "linear",
@@ -49,8 +58,13 @@ FAMILIES = (
     "wise_ft",
     "l2sp",
     "fine_tune",
+    "adaptation",
     "scratch",
+    "ensemble",
 )
+# The families that train a network (the others read the frozen source or
+# fit a linear model).
+NETWORK_FAMILIES = ("fine_tune", "wise_ft", "l2sp", "adaptation", "scratch")
 # The families that do not use the source network's knowledge.
 BASELINE_FAMILIES = ("linear", "scratch")
 
@@ -64,24 +78,35 @@ class Candidate:
     family : str
         One of :data:`FAMILIES`.
     params : dict
-        What distinguishes it within its family (``lam``, ``interpolation``).
+        What distinguishes it within its family (``lam``, ``interpolation``,
+        ``method``).
     safety : tuple
         Sort key: smaller is safer (see :data:`FAMILIES`).
+    members : tuple of Candidate
+        For ``"ensemble"``: the candidates whose predictions it averages.
     """
 
     family: str
     params: dict = field(default_factory=dict)
     safety: tuple = ()
+    members: tuple = ()
 
     @property
     def name(self):
+        if self.members:
+            return f"{self.family}({' + '.join(m.name for m in self.members)})"
         if not self.params:
             return self.family
-        shown = ", ".join(f"{key}={value:g}" for key, value in self.params.items())
+        shown = ", ".join(
+            f"{key}={value}" if isinstance(value, str) else f"{key}={value:g}"
+            for key, value in self.params.items()
+        )
         return f"{self.family}({shown})"
 
     @property
     def transfers(self):
+        if self.members:
+            return any(member.transfers for member in self.members)
         return self.family not in BASELINE_FAMILIES
 
 
@@ -99,12 +124,15 @@ class Run:
         The unfitted network estimator (``"network"``), or the linear model.
     columns : list of int or None
         For ``"source"``: the source outputs of ``classes_``, in order.
+    fit_params : dict
+        For ``"network"``: more arguments of every fit (``unlabeled_data``).
     """
 
     kind: str
     candidates: list
     estimator: object = None
     columns: list | None = None
+    fit_params: dict = field(default_factory=dict)
 
 
 def flatten_samples(X):
@@ -195,16 +223,19 @@ def evaluate_run(run, data, train, test, scorer):
     run : Run
     data : _FitData
         Everything the fit saw: X, encoded and raw targets, weights, the
-        frozen source's outputs, the target classes.
+        frozen source's outputs, the target classes, and the weights of the
+        rows' scores (None: unweighted).
     train, test : ndarray of int
     scorer : callable
-        ``scorer(estimator, X, y)``.
+        ``scorer(estimator, X, y)``, or ``scorer(estimator, X, y,
+        sample_weight=w)`` when ``data.scoring_weights`` is not None.
 
     Returns
     -------
-    results : list of (score, fit_time, error)
-        One per candidate of the run; a failed fit gives ``(nan, nan,
-        exception)``.
+    results : list of (score, fit_time, error, predictions)
+        One per candidate of the run: ``predictions`` on the test rows are
+        class probabilities (classifiers) or values as a 2-D array
+        (regressors). A failed fit gives ``(nan, nan, exception, None)``.
     """
     start = time.perf_counter()
     try:
@@ -212,7 +243,7 @@ def evaluate_run(run, data, train, test, scorer):
             model = cached_source_model(
                 data.frozen.outputs, run.columns, data.classes, data.y.ndim == 1
             )
-            return [(scorer(model, data.rows[test], data.y[test]), 0.0, None)]
+            return [_scored(scorer, model, data.rows, data, test, 0.0)]
         if run.kind == "features":
             model = Pipeline(
                 [
@@ -227,7 +258,7 @@ def evaluate_run(run, data, train, test, scorer):
                 model__sample_weight=data.sample_weight[train],
             )
             fit_time = time.perf_counter() - start
-            return [(scorer(model, data.rows[test], data.y[test]), fit_time, None)]
+            return [_scored(scorer, model, data.rows, data, test, fit_time)]
         if run.kind == "linear":
             model = clone(run.estimator).fit(
                 data.X[train],
@@ -235,10 +266,10 @@ def evaluate_run(run, data, train, test, scorer):
                 model__sample_weight=data.sample_weight[train],
             )
             fit_time = time.perf_counter() - start
-            return [(scorer(model, data.X[test], data.y[test]), fit_time, None)]
+            return [_scored(scorer, model, data.X, data, test, fit_time)]
         return _evaluate_network(run, data, train, test, scorer, start)
     except Exception as exc:  # reported per candidate, as GridSearchCV does
-        return [(np.nan, np.nan, exc) for _ in run.candidates]
+        return [(np.nan, np.nan, exc, None) for _ in run.candidates]
 
 
 def _evaluate_network(run, data, train, test, scorer, start):
@@ -255,14 +286,96 @@ def _evaluate_network(run, data, train, test, scorer, start):
             if interpolations
             else None
         ),
+        **run.fit_params,
     )
     fit_time = time.perf_counter() - start
-    X_test, y_test = data.X[test], data.y[test]
-    results = [(scorer(estimator, X_test, y_test), fit_time, None)]
+    results = [_scored(scorer, estimator, data.X, data, test, fit_time)]
     if interpolations:
         module = estimator.module_
         fine_tuned = snapshot_weights(module)
         for interpolation in interpolations:
             interpolate_weights(module, started_from[0], interpolation, end=fine_tuned)
-            results.append((scorer(estimator, X_test, y_test), fit_time, None))
+            results.append(_scored(scorer, estimator, data.X, data, test, fit_time))
     return results
+
+
+def _scored(scorer, model, X, data, test, fit_time):
+    """``(score, fit_time, None, predictions)`` of ``model`` on the rows ``test``."""
+    if data.classes is not None:
+        predictions = model.predict_proba(X[test])
+    else:
+        predictions = np.asarray(model.predict(X[test]), dtype=np.float64)
+        predictions = predictions.reshape(len(test), -1)
+    return _score(scorer, model, X, data, test), fit_time, None, predictions
+
+
+def score_average(predictions, data, test, scorer):
+    """The score on the rows ``test`` of the average of several predictions.
+
+    ``predictions``: one array per averaged model, as :func:`evaluate_run`
+    returns them for these rows.
+    """
+    average = np.mean(predictions, axis=0)
+    if data.classes is not None:
+        # The cached classifier reads log-probabilities as its scores.
+        scores = np.log(np.clip(average, np.finfo(np.float64).tiny, None))
+        model = _CachedClassifier(
+            np.empty((len(data.y), scores.shape[1])), data.classes
+        )
+    else:
+        model = _CachedRegressor(
+            np.empty((len(data.y), average.shape[1])), one_dimensional=data.y.ndim == 1
+        )
+        scores = average
+    model.scores[test] = scores
+    return _score(scorer, model, data.rows, data, test)
+
+
+class AveragedClassifier(ClassifierMixin, BaseEstimator):
+    """Fitted classifiers whose class probabilities are averaged.
+
+    Parameters
+    ----------
+    estimators : list of fitted classifiers
+        With the same ``classes_``, in the same order.
+    """
+
+    def __init__(self, estimators):
+        self.estimators = estimators
+
+    @property
+    def classes_(self):
+        return self.estimators[0].classes_
+
+    def predict_proba(self, X):
+        return np.mean([e.predict_proba(X) for e in self.estimators], axis=0)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class AveragedRegressor(RegressorMixin, BaseEstimator):
+    """Fitted regressors whose predictions are averaged.
+
+    Parameters
+    ----------
+    estimators : list of fitted regressors
+    """
+
+    def __init__(self, estimators):
+        self.estimators = estimators
+
+    def predict(self, X):
+        return np.mean(
+            [np.asarray(e.predict(X), dtype=np.float64) for e in self.estimators],
+            axis=0,
+        )
+
+
+def _score(scorer, model, X, data, test):
+    """The score of ``model`` on the rows ``test`` of ``X``, weighted if asked."""
+    if data.scoring_weights is None:
+        return scorer(model, X[test], data.y[test])
+    return scorer(
+        model, X[test], data.y[test], sample_weight=data.scoring_weights[test]
+    )

@@ -18,6 +18,7 @@ from sklearn.preprocessing import FunctionTransformer
 from torch import nn
 
 from sktransfer import (
+    AutoTransferClassifier,
     DistilledClassifier,
     DistilledRegressor,
     KnowledgeRegularizedClassifier,
@@ -118,14 +119,40 @@ def test_unlabelled_rows_reach_every_fold_and_candidate_whole(seen):
     [
         _recording_estimator,
         lambda: DistilledClassifier(_source(), _source(seed=1), **FAST),
+        lambda: AutoTransferClassifier(
+            _source(), strategies=["fine_tune", "adaptation"], max_epochs=1, cv=2
+        ),
     ],
-    ids=["knowledge term", "distillation"],
+    ids=["knowledge term", "distillation", "auto transfer"],
 )
 def test_bad_unlabelled_data_is_refused_naming_it(
     make, unlabeled_data, error, message, seen
 ):
     with pytest.raises(error, match=message):
         make().fit(X, Y, unlabeled_data=unlabeled_data)
+
+
+def test_auto_transfer_gets_the_unlabelled_rows_through_cross_validation():
+    auto = AutoTransferClassifier(
+        _source(),
+        strategies=["fine_tune", "adaptation"],
+        adaptation_lams=(0.1,),
+        max_epochs=1,
+        cv=2,
+        random_state=0,
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        scores = cross_val_score(
+            make_pipeline(FunctionTransformer(), auto),
+            X,
+            Y,
+            cv=3,
+            params={"unlabeled_data": UnlabeledData(X_UNLABELLED)},
+        )
+
+    assert scores.shape == (3,)
+    fitted = auto.fit(X, Y, unlabeled_data=UnlabeledData(X_UNLABELLED))
+    assert "adaptation(method=entropy, lam=0.1)" in fitted.cv_results_["strategy"]
 
 
 def _distillation_task():

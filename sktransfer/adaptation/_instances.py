@@ -20,7 +20,12 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 
-__all__ = ["check_domains", "classifier_density_ratio", "importance_weights"]
+__all__ = [
+    "check_domains",
+    "classifier_density_ratio",
+    "importance_weights",
+    "normalise_and_cap",
+]
 
 # Probabilities of the domain classifier are kept this far from 0 and 1, so
 # that no ratio p / (1 - p) is zero or infinite.
@@ -182,7 +187,7 @@ def importance_weights(
             n_centers,
             check_random_state(random_state),
         )
-    return _normalise_and_cap(weights, max_weight)
+    return normalise_and_cap(weights, max_weight)
 
 
 def check_domains(X_source, X_target):
@@ -215,7 +220,7 @@ def check_domains(X_source, X_target):
     return X_source, X_target
 
 
-def _normalise_and_cap(weights, max_weight):
+def normalise_and_cap(weights, max_weight):
     """Weights of mean 1, none above ``max_weight`` (at least 1).
 
     The cap is the threshold ``t`` that gives ``min(w, t) / mean(min(w, t))``
@@ -243,13 +248,17 @@ def _normalise_and_cap(weights, max_weight):
     return capped / capped.mean()
 
 
-def classifier_density_ratio(X_source, X_target, *, estimator, cv, random_state):
+def classifier_density_ratio(
+    X_source, X_target, *, estimator, cv, random_state, of_target_rows=False
+):
     """Unnormalised ratios ``(n_S / n_T) · p / (1 − p)`` of a domain classifier.
 
     ``p`` is the cross-fitted probability that a source row is a target row;
     the prior factor makes the ratios' mean over the source rows close to 1
     when the classifier is calibrated (which deep embedded validation's
     control variate relies on). Inputs must be validated arrays.
+    ``of_target_rows=True`` also returns the (cross-fitted) ratios of the
+    target rows: what a row of the target domain scores.
     """
     if estimator is None:
         estimator = make_pipeline(StandardScaler(), LogisticRegression())
@@ -263,9 +272,12 @@ def classifier_density_ratio(X_source, X_target, *, estimator, cv, random_state)
     )
     probability = cross_val_predict(
         clone(estimator), X, domain, cv=folds, method="predict_proba"
-    )[:n_source, 1]
+    )[:, 1]
     probability = np.clip(probability, _PROBABILITY_MARGIN, 1 - _PROBABILITY_MARGIN)
-    return (n_source / n_target) * probability / (1 - probability)
+    ratio = (n_source / n_target) * probability / (1 - probability)
+    if of_target_rows:
+        return ratio[:n_source], ratio[n_source:]
+    return ratio[:n_source]
 
 
 def _median_distance(X, random_state=None):
