@@ -9,6 +9,8 @@ pip touch torch::
     python benchmarks/bench_adaptation.py          # k = 0/3/10, 3 seeds: 12 min
     python benchmarks/bench_adaptation.py --quick  # 1 seed, 3 epochs: under 2 min
     python benchmarks/bench_adaptation.py --tasks "mnist1d*" --seeds 5
+    python benchmarks/bench_adaptation.py --contenders "*AutoTransfer*" \
+        "untouched source" "fine-tune*"
     python benchmarks/bench_adaptation.py --report benchmarks/results/FILE.json
 
 The evidence for the issue "Cross-domain transfer with unlabelled target
@@ -46,6 +48,13 @@ Contenders, all from the same pretrained weights and ``random_state=seed``:
   ``lam`` in {0.1, 1, 10} chosen without target labels by importance-weighted
   validation (IWV: accuracy / R² on the source validation rows, weighted by
   ``sktransfer.adaptation.importance_weights`` toward the pool);
+- [D] sktransfer's safe default: ``AutoTransfer*`` given the same labelled
+  rows and ``unlabeled_data``, its portfolio cut to the untouched source,
+  fine-tuning and its default adaptation candidates (entropy minimisation /
+  CORAL at λ 0.1 and 1, trained as many steps as the fine-tune), chosen by
+  its default cross-validation (on the labelled rows that look like the
+  target domain; at k = 0, importance-weighted over the source rows): no
+  hindsight, unlike "the best [A] row";
 - [K] skada 0.6 (``skada.deep``): DeepCoral, DAN, DANN and MCC at ``reg=1``,
   on the same network (features: the layer under the head, as sktransfer's
   body), source rows with ``sample_domain`` 1 and the pool with -2
@@ -70,12 +79,13 @@ difference ± its standard error over the seeds) and their mean fit seconds
 (sktransfer's λ=1 rows against all of skada's), each method against its
 skada counterpart at λ = reg = 1, and the best adaptation against the best
 supervised contender ([S] or [F]) of the same k, naming every adaptation row
-below that by more than one standard error. Every fit (score, seconds,
-warnings, error) goes to ``benchmarks/results/adaptation-<date>.json``.
+below that by more than one standard error, and the same for [D]. Every fit
+(score, seconds, warnings, error) goes to ``benchmarks/results/adaptation-<date>.json``.
 """
 
 import argparse
 import copy
+import fnmatch
 import json
 import sys
 import time
@@ -95,6 +105,8 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from sktransfer import (
+    AutoTransferClassifier,
+    AutoTransferRegressor,
     DomainAdaptationClassifier,
     DomainAdaptationRegressor,
     FineTunedClassifier,
@@ -113,8 +125,13 @@ ROLES = {
     "S": "untouched source",
     "F": "supervised fine-tuning, no unlabelled rows",
     "A": "sktransfer adaptation",
+    "D": "sktransfer's safe default, chosen without the test labels",
     "K": "skada",
 }
+# The [D] row: AutoTransfer* with the unlabelled rows, its portfolio cut to
+# the candidates this benchmark is about (the full one adds L2-SP, WiSE-FT,
+# features, linear and from-scratch models: several times the fit time).
+AUTO_STRATEGIES = ["source", "fine_tune", "adaptation"]
 # Head to head: skada's counterpart of each sktransfer method.
 MATCHED = {
     "coral": "skada DeepCoral",
@@ -453,7 +470,7 @@ def _record(task, k, seed, name, role, run):
     return record
 
 
-def run_cell(task, draw, k, seed, *, epochs, weights, skada_missing):
+def run_cell(task, draw, k, seed, *, epochs, weights, skada_missing, contenders):
     """Every contender on one task, k and seed: a list of records."""
     classification = task.kind == "classification"
     target_rows = draw.labelled_target[k]
@@ -472,7 +489,8 @@ def run_cell(task, draw, k, seed, *, epochs, weights, skada_missing):
     records = []
 
     def add(name, role, run):
-        records.append(_record(task, k, seed, name, role, run))
+        if any(fnmatch.fnmatch(name, pattern) for pattern in contenders):
+            records.append(_record(task, k, seed, name, role, run))
 
     def test_score(estimator):
         return _score(task.kind, y_test, estimator.predict(X_test))
@@ -535,6 +553,18 @@ def run_cell(task, draw, k, seed, *, epochs, weights, skada_missing):
         add(f"sktransfer {method} (λ=1)", "A", default_lam)
         add(f"sktransfer {method} (λ by IWV)", "A", chosen_lam)
 
+    def safe_default():
+        auto = AutoTransferClassifier if classification else AutoTransferRegressor
+        estimator, seconds = _timed_fit(
+            auto(task.source, strategies=AUTO_STRATEGIES, **kwargs),
+            X_labelled,
+            y_labelled,
+            unlabeled_data=unlabeled,
+        )
+        return test_score(estimator), seconds, estimator.best_strategy_
+
+    add("sktransfer AutoTransfer, unlabelled rows", "D", safe_default)
+
     if skada_missing is None:
         data = (X_labelled, y_labelled, len(draw.source_train), X_pool, X_test)
         for name, make in _skada_methods(task).items():
@@ -547,7 +577,7 @@ def run_cell(task, draw, k, seed, *, epochs, weights, skada_missing):
     return records
 
 
-def run(tasks, seeds, *, epochs, skada_missing, progress):
+def run(tasks, seeds, *, epochs, skada_missing, progress, contenders=("*",)):
     records = []
     start = time.perf_counter()
     for task in tasks:
@@ -571,6 +601,7 @@ def run(tasks, seeds, *, epochs, skada_missing, progress):
                         epochs=epochs,
                         weights=weights,
                         skada_missing=skada_missing,
+                        contenders=contenders,
                     )
                 elapsed = time.perf_counter() - start
                 progress(f"  {task.name}, seed {seed}, k={k} done ({elapsed:.0f} s)")
@@ -684,7 +715,7 @@ def summarize(result):
                 continue
             scores = _by_seed(cell, task, k)
             roles = {r["contender"]: r["role"] for r in cell}
-            named = {tag: [n for n in scores if roles[n] == tag] for tag in "SFAK"}
+            named = {tag: [n for n in scores if roles[n] == tag] for tag in "SFADK"}
             supervised = _best(scores, named["S"] + named["F"])
             adapted = _best(scores, named["A"])
             skada = _best(scores, named["K"])
@@ -723,6 +754,23 @@ def summarize(result):
                     f"{len(below)} of {len(named['A'])} adaptation rows below by "
                     "> 1 SE" + (f": {', '.join(below)}" if below else "")
                 )
+            for default in named["D"]:
+                if supervised is None:
+                    continue
+                difference, error = _paired(scores[default], scores[supervised])
+                verdict = (
+                    "below by > 1 SE"
+                    if _below(scores, [default], supervised)
+                    else "not below by > 1 SE"
+                )
+                line = (
+                    f"  safe default ({_mean(scores[default]):.3f} AutoTransfer) vs "
+                    f"supervised: {difference:+.3f} ± {_se(error)}, {verdict}"
+                )
+                if skada is not None:
+                    gap, gap_error = _paired(scores[default], scores[skada])
+                    line += f"; vs skada best {gap:+.3f} ± {_se(gap_error)}"
+                lines.append(line)
     return "\n".join(lines)
 
 
@@ -757,6 +805,13 @@ def parse_arguments(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--tasks", nargs="+", metavar="PATTERN", default=["*"])
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        metavar="PATTERN",
+        default=["*"],
+        help="shell-style patterns of contender names (default: all)",
+    )
     parser.add_argument("--seeds", type=int, default=None, help="default 3 (quick 1)")
     parser.add_argument(
         "--epochs",
@@ -837,6 +892,7 @@ def main(argv=None):
         epochs=epochs,
         skada_missing=skada_missing,
         progress=lambda line: print(line, flush=True),
+        contenders=args.contenders,
     )
     result = {
         "records": records,
