@@ -153,9 +153,9 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             cross-validation scores).
         unlabeled_data : UnlabeledData, default=None
             Target-domain inputs without labels, shaped like X. They add the
-            domain-adaptation candidates, and the cross-validation scores
-            are weighted toward them (importance-weighted validation): see
-            the portfolio above.
+            domain-adaptation candidates, and every candidate is scored for
+            the target domain: on the labelled rows that look like them,
+            each with its importance weight (see the portfolio above).
 
         Returns
         -------
@@ -277,11 +277,8 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         }
         chosen_candidate = candidates[chosen]
         if chosen_candidate.family == "ensemble":
-            averaged = (
-                AveragedClassifier
-                if self._task == "classification"
-                else (AveragedRegressor)
-            )
+            classification = self._task == "classification"
+            averaged = AveragedClassifier if classification else AveragedRegressor
             self.best_estimator_ = averaged(
                 [
                     self._refit(member, fresh=True, **refit)
@@ -534,7 +531,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
     def _refit(self, candidate, *, runs, data, network, n_unlabeled, fresh=False):
         """``candidate`` fitted on every training row.
 
-        ``fresh``: fit a clone of the run's estimator (the two members of an
+        ``fresh``: fit a clone of the run's estimator (the members of an
         ensemble may share a run: fine-tuning and its WiSE-FT).
         """
         run = next(run for run in runs if candidate in run.candidates)
