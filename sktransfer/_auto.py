@@ -67,6 +67,7 @@ from ._source_model import SourceModelClassifier, SourceModelRegressor
 from ._target_validation import (
     VALIDATION_NOTES,
     adaptation_epochs,
+    check_weighted_scoring,
     target_likeness,
     validation_splits,
 )
@@ -99,13 +100,23 @@ _MAX_FOLDS = 5
 class _FitData:
     """What every candidate of one AutoTransfer fit reads (shared, read-only)."""
 
-    def __init__(self, X, y, sample_weight, frozen, classes, scoring_weights=None):
+    def __init__(
+        self,
+        X,
+        y,
+        sample_weight,
+        frozen,
+        classes,
+        scoring_weights=None,
+        keep_predictions=False,
+    ):
         self.X = X
         self.y = y
         self.sample_weight = sample_weight
         self.frozen = frozen
         self.classes = classes
         self.scoring_weights = scoring_weights
+        self.keep_predictions = keep_predictions
         self.rows = np.arange(X.shape[0]).reshape(-1, 1)
         self.features = flatten_samples(frozen.features)
 
@@ -196,12 +207,16 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         self.head_choice_reason_ = reason
         unlabeled, target_like, scoring_weights = None, None, None
         if unlabeled_data is not None:
+            check_weighted_scoring(self.scoring)
             unlabeled = self._unlabeled_rows(unlabeled_data, X, input_dtype)
             scoring_weights, target_like = target_likeness(
                 frozen.features,
                 _frozen_pass(network, unlabeled.X, input_dtype, self.device).features,
                 cv_seed,
             )
+            if self.cv is not None:
+                # The user's splits are over every row: score them all.
+                target_like = np.array([], dtype=int)
         self.importance_weights_ = scoring_weights
         splits, validation = validation_splits(
             self._cv,
@@ -218,6 +233,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             frozen,
             getattr(self, "classes_", None),
             scoring_weights,
+            keep_predictions="ensemble" in families,
         )
         n_train = float(np.mean([len(train) for train, _ in splits]))
         runs = self._portfolio(
@@ -682,8 +698,6 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         return tags
 
 
-# How the cross-validation scores were obtained (see _AutoTransfer._splits),
-# as said in strategy_choice_reason_.
 def _frozen_pass(network, X, input_dtype, device):
     """The frozen source's features and outputs on every row, once per fit.
 
@@ -738,16 +752,19 @@ The portfolio, each candidate cross-validated on the same splits of the
     needs them (the untouched source, the features' linear model, the new
     head's linear probe).
 
-    With ``unlabeled_data``, every candidate's scores are weighted toward
-    the target domain (importance-weighted validation, Sugiyama et al.,
-    2007): each training row's score counts with its density ratio
-    ``p_target(x) / p_train(x)``, estimated once per fit by a logistic
-    regression telling the frozen source's features of the training rows
-    from those of the unlabelled rows. Training rows from the target domain
-    weigh about 1 each; source-domain rows weigh as much as they resemble
-    the target. An estimate: with few training rows like the target, its
-    variance is large, and the rule below keeps the untouched source or
-    the simpler candidate more often.
+    With ``unlabeled_data``, every candidate is scored for the target
+    domain. A logistic regression telling the frozen source's features of
+    the training rows from those of the unlabelled rows (cross-fitted, once
+    per fit) gives each training row its density ratio
+    ``p_target(x) / p_train(x)``. The rows at least as target-like as 90% of
+    the unlabelled rows are the validation rows: the cross-validation splits
+    them, and every other row trains in every split. Each score counts with
+    the row's importance weight (importance-weighted validation, Sugiyama
+    et al., 2007). With too few target-like rows to split (fewer than 2 of
+    a class; 10 rows for a regressor), or with a ``cv`` of your own, every
+    row is split and weighted: an estimate, and a weak one when the source
+    network was trained on these rows (it then scores them perfectly, and
+    the untouched source is kept).
 
     The choice: the candidate with the best mean score, unless the
     untouched source is within one standard error of it (the mean of the
@@ -756,7 +773,8 @@ The portfolio, each candidate cross-validated on the same splits of the
     the source trains nothing, so within noise it is the safe choice.
     Otherwise, when other candidates are within one standard error of the
     best, the choice is the ``"ensemble"`` of the best and the (at most two)
-    closest of them. Ties go to the earlier of: source, linear, features,
+    closest of them, unless its own scores are below the best's by more
+    than one standard error. Ties go to the earlier of: source, linear, features,
     wise_ft (smaller interpolation first), l2sp (larger λ first),
     fine_tune, adaptation (smaller λ first), scratch. The
     choice is then refitted on all the training data. A
@@ -792,9 +810,13 @@ strategies : list of str or None, default=None
         ``K = min(5, smallest class count)`` (classifiers) or
         ``min(5, n_samples // 2)`` (regressors), repeated until at least 10
         splits are scored. An int: (stratified) K-fold, as in scikit-learn.
+        With ``unlabeled_data``, None splits the target-like rows only (see
+        above); a ``cv`` of your own splits every row.
     scoring : str, callable or None, default=None
         How candidates are scored (a scikit-learn scorer name or callable);
-        None: the estimator's ``score`` (accuracy / R²).
+        None: the estimator's ``score`` (accuracy / R²). With
+        ``unlabeled_data`` the scores are importance-weighted: a callable
+        must take ``sample_weight`` (as those of ``make_scorer`` do).
     max_epochs : int, "auto" or None, default=None
         Epochs of the network candidates; None keeps each estimator's default.
     lr : float or None, default=None
@@ -816,7 +838,7 @@ best_strategy_ : str
         ``"ensemble(linear + scratch)"``.
     best_estimator_ : estimator
         The chosen candidate, refitted on all the training data (for an
-        ensemble, a model whose ``estimators`` are its two members).
+        ensemble, a model whose ``estimators`` are its members).
     best_score_ : float
         Its mean cross-validated score.
     best_index_ : int

@@ -27,7 +27,8 @@ def average_within_noise(candidates, scores, fit_times, predictions, evaluation,
     cannot tell them apart, choosing one is a coin toss, and their average
     is usually better than either. The average is scored on every split
     from the predictions its members made there (no other fit) and added as
-    the last candidate. ``evaluation`` is ``(data, splits, scorer)`` of the
+    the last candidate; it is chosen unless its scores are below the best's
+    by more than one standard error. ``evaluation`` is ``(data, splits, scorer)`` of the
     cross-validation. Returns the candidates, scores and fit times, the
     chosen row and the reason.
     """
@@ -54,6 +55,16 @@ def average_within_noise(candidates, scores, fit_times, predictions, evaluation,
             for k, (_, test) in enumerate(splits)
         ]
     )
+    if not within_noise(scores[best], averaged_scores, splits):
+        return (
+            candidates,
+            scores,
+            fit_times,
+            best,
+            f"{reason}; its average with the candidates within noise of it "
+            f"scored {averaged_scores.mean():.3f}, below it by more than one "
+            "standard error",
+        )
     reason = (
         f"{', '.join(candidates[i].name for i in members[1:])} within one "
         f"standard error of the best ({candidates[best].name}, "

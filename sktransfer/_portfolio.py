@@ -5,11 +5,12 @@ linear model on the frozen source features, fine-tuning (LP-FT) and its
 weight-space ensemble with the source (WiSE-FT), L2-SP over a grid of λ,
 domain adaptation on the unlabelled target rows when the fit has some, the
 non-transfer baselines (a linear model on the inputs, the network from
-scratch), and the average of the two best of these. Each split keeps every
-candidate's predictions on its test rows, so the average is scored without
-another fit. Candidates that read the frozen source (the untouched source, the
-features) use the outputs computed once per fit; candidates that share a
-training run (fine-tuning and its WiSE-FT interpolations) share it.
+scratch), and the average of the best with those within noise of it. Each
+split keeps every candidate's predictions on its test rows, so the average
+is scored without another fit. Candidates that read the frozen source (the
+untouched source, the features) use the outputs computed once per fit;
+candidates that share a training run (fine-tuning and its WiSE-FT
+interpolations) share it.
 """
 
 import time
@@ -50,7 +51,7 @@ __all__ = [
 # between the source and fine-tuning, L2-SP (large λ first) ties the weights
 # to the source; fine-tuning and training from scratch move every weight,
 # domain adaptation adds a term on unlabelled inputs to fine-tuning; the
-# ensemble of two candidates carries the risks of both.
+# average of candidates carries the risks of all of them.
 FAMILIES = (
     "source",
     "linear",
@@ -300,10 +301,20 @@ def _evaluate_network(run, data, train, test, scorer, start):
 
 
 def _scored(scorer, model, X, data, test, fit_time):
-    """``(score, fit_time, None, predictions)`` of ``model`` on the rows ``test``."""
-    if data.classes is not None:
-        predictions = model.predict_proba(X[test])
-    else:
+    """``(score, fit_time, None, predictions)`` of ``model`` on the rows ``test``.
+
+    The predictions are kept only when they may be averaged
+    (``data.keep_predictions``): class probabilities in the columns of
+    ``data.classes`` (a model fitted on a split without some class has
+    fewer of its own), or values as a 2-D array.
+    """
+    predictions = None
+    if data.keep_predictions and data.classes is not None:
+        probabilities = model.predict_proba(X[test])
+        predictions = np.zeros((len(test), len(data.classes)))
+        columns = np.searchsorted(data.classes, model.classes_)
+        predictions[:, columns] = probabilities
+    elif data.keep_predictions:
         predictions = np.asarray(model.predict(X[test]), dtype=np.float64)
         predictions = predictions.reshape(len(test), -1)
     return _score(scorer, model, X, data, test), fit_time, None, predictions
@@ -318,17 +329,15 @@ def score_average(predictions, data, test, scorer):
     average = np.mean(predictions, axis=0)
     if data.classes is not None:
         # The cached classifier reads log-probabilities as its scores.
-        scores = np.log(np.clip(average, np.finfo(np.float64).tiny, None))
-        model = _CachedClassifier(
-            np.empty((len(data.y), scores.shape[1])), data.classes
-        )
+        log_probabilities = np.log(np.clip(average, np.finfo(np.float64).tiny, None))
+        model = _CachedClassifier(log_probabilities, data.classes)
     else:
-        model = _CachedRegressor(
-            np.empty((len(data.y), average.shape[1])), one_dimensional=data.y.ndim == 1
-        )
-        scores = average
-    model.scores[test] = scores
-    return _score(scorer, model, data.rows, data, test)
+        model = _CachedRegressor(average, one_dimensional=data.y.ndim == 1)
+    # The cached model reads row numbers: here those of the test rows, in order.
+    rows = np.arange(len(test)).reshape(-1, 1)
+    if data.scoring_weights is None:
+        return scorer(model, rows, data.y[test])
+    return scorer(model, rows, data.y[test], sample_weight=data.scoring_weights[test])
 
 
 class AveragedClassifier(ClassifierMixin, BaseEstimator):
@@ -366,10 +375,11 @@ class AveragedRegressor(RegressorMixin, BaseEstimator):
         self.estimators = estimators
 
     def predict(self, X):
-        return np.mean(
-            [np.asarray(e.predict(X), dtype=np.float64) for e in self.estimators],
-            axis=0,
-        )
+        predictions = [
+            np.asarray(e.predict(X), dtype=np.float64) for e in self.estimators
+        ]
+        shape = predictions[0].shape
+        return np.mean([p.reshape(shape) for p in predictions], axis=0)
 
 
 def _score(scorer, model, X, data, test):

@@ -7,6 +7,7 @@ the validation rows (every other row always trains), and every score counts
 with the row's importance weight ``p_target(x) / p_labelled(x)``.
 """
 
+import inspect
 import math
 
 import numpy as np
@@ -22,6 +23,7 @@ from .adaptation._instances import (
 __all__ = [
     "VALIDATION_NOTES",
     "adaptation_epochs",
+    "check_weighted_scoring",
     "target_likeness",
     "validation_splits",
 ]
@@ -55,6 +57,26 @@ VALIDATION_NOTES = {
         "validation, an estimate)"
     ),
 }
+
+
+def check_weighted_scoring(scoring):
+    """Refuse a scoring callable that cannot weigh the rows' scores."""
+    if scoring is None or isinstance(scoring, str):
+        return
+    try:
+        parameters = inspect.signature(scoring).parameters
+    except (TypeError, ValueError):  # no signature to read: let it try
+        return
+    takes_weights = "sample_weight" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+    if not takes_weights:
+        raise ValueError(
+            "With unlabeled_data, AutoTransfer scores every row with its "
+            "importance weight, but the scoring callable takes no "
+            "sample_weight. Make it with sklearn.metrics.make_scorer, or add "
+            "a sample_weight=None argument."
+        )
 
 
 def target_likeness(features, unlabeled_features, seed):
@@ -100,7 +122,8 @@ def validation_splits(make_cv, y, y_encoded, target_like, seed, *, classificatio
         over these rows.
     y, y_encoded : ndarray
     target_like : ndarray of int or None
-        See :func:`target_likeness`; None without unlabelled rows.
+        See :func:`target_likeness`; None without unlabelled rows; empty to
+        split and weight every row.
     seed : int
     classification : bool
 

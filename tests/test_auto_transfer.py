@@ -10,7 +10,7 @@ import torch
 from sklearn.base import clone
 from sklearn.datasets import load_iris, make_regression
 from sklearn.exceptions import FitFailedWarning
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from torch import nn
@@ -335,6 +335,19 @@ def _the_best(candidates, scores, splits):
     return best, best, "test"
 
 
+def test_averaged_probabilities_line_up_when_a_split_lacks_a_class(iris_source):
+    # Unshuffled folds of the sorted iris rows: each training split lacks
+    # the class its test rows hold, so every candidate scores 0, and so
+    # must their average (its columns are the classes, not the split's).
+    auto = AutoTransferClassifier(
+        iris_source,
+        strategies=["features", "linear", "ensemble"],
+        **{**QUICK, "cv": KFold(3)},
+    ).fit(X_IRIS, Y_IRIS)
+
+    np.testing.assert_array_equal(auto.cv_results_["mean_test_score"], 0.0)
+
+
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_a_chosen_ensemble_averages_its_refitted_members(
     task, iris_source, monkeypatch
@@ -434,7 +447,8 @@ def test_labelled_target_rows_are_the_validation_rows(iris_source):
         iris_source,
         strategies=["source", "fine_tune", "adaptation"],
         scoring=_recording_scorer(seen),
-        **ADAPTING,
+        # The default cv: a cv of the user's own would split every row.
+        **{**ADAPTING, "cv": None},
     ).fit(X, y, unlabeled_data=UnlabeledData(np.delete(X_SHIFTED, target, axis=0)))
 
     # The untouched source is scored from cached outputs, given row numbers.
@@ -448,6 +462,35 @@ def test_labelled_target_rows_are_the_validation_rows(iris_source):
     assert "labelled rows like the unlabelled target rows" in (
         auto.strategy_choice_reason_
     )
+
+
+def test_a_cv_of_the_users_own_splits_every_row_and_weights_the_scores(
+    iris_source,
+):
+    target = np.r_[0:5, 50:55, 100:105]
+    X = np.concatenate([X_IRIS, X_SHIFTED[target]])
+    y = np.concatenate([Y_IRIS, Y_IRIS[target]])
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+
+    auto = AutoTransferClassifier(
+        iris_source, strategies=["source", "linear"], **{**QUICK, "cv": splits}
+    ).fit(X, y, unlabeled_data=UnlabeledData(X_SHIFTED))
+
+    assert auto.n_splits_ == 3
+    assert "importance-weighted validation" in auto.strategy_choice_reason_
+
+
+def test_a_scoring_callable_must_take_the_importance_weights(iris_source):
+    def accuracy(estimator, X, y):
+        return float(np.mean(estimator.predict(X) == y))
+
+    auto = AutoTransferClassifier(
+        iris_source, strategies=["source", "linear"], scoring=accuracy, **QUICK
+    )
+
+    with pytest.raises(ValueError, match="takes no sample_weight"):
+        auto.fit(X_IRIS, Y_IRIS, unlabeled_data=UnlabeledData(X_SHIFTED))
+    assert auto.fit(X_IRIS, Y_IRIS).best_strategy_ in ("source", "linear")
 
 
 def test_an_adaptation_candidate_trains_as_many_steps_as_the_fine_tune(
