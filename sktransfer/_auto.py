@@ -66,10 +66,10 @@ from ._source_classes import check_source_classes, rows_of_classes
 from ._source_model import SourceModelClassifier, SourceModelRegressor
 from ._target_validation import (
     VALIDATION_NOTES,
-    adaptation_epochs,
     check_weighted_scoring,
     target_likeness,
     validation_splits,
+    with_adaptation_epochs,
 )
 from ._targets import ClassifierTargetsMixin, RegressorTargetsMixin
 from ._training_checks import check_device
@@ -480,13 +480,11 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
                                     (rank["adaptation"], lam),
                                 )
                             ],
-                            estimator=estimator.set_params(
-                                max_epochs=adaptation_epochs(
-                                    self.max_epochs,
-                                    estimator.batch_size,
-                                    n_train,
-                                    len(unlabeled.X),
-                                )
+                            estimator=with_adaptation_epochs(
+                                estimator,
+                                self.max_epochs,
+                                n_train,
+                                len(unlabeled.X),
                             ),
                             fit_params={"unlabeled_data": unlabeled},
                         )
@@ -571,10 +569,8 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             return estimator.fit(X, y, model__sample_weight=sample_weight)
         if candidate.family == "adaptation":
             # As many gradient steps as in cross-validation, now on all rows.
-            estimator = estimator.set_params(
-                max_epochs=adaptation_epochs(
-                    self.max_epochs, estimator.batch_size, X.shape[0], n_unlabeled
-                )
+            estimator = with_adaptation_epochs(
+                estimator, self.max_epochs, X.shape[0], n_unlabeled
             )
         if candidate.family == "wise_ft":
             estimator = estimator.set_params(

@@ -317,7 +317,8 @@ def _scored(scorer, model, X, data, test, fit_time):
     elif data.keep_predictions:
         predictions = np.asarray(model.predict(X[test]), dtype=np.float64)
         predictions = predictions.reshape(len(test), -1)
-    return _score(scorer, model, X, data, test), fit_time, None, predictions
+    score = _score(scorer, model, X[test], data.y[test], data.scoring_weights, test)
+    return score, fit_time, None, predictions
 
 
 def score_average(predictions, data, test, scorer):
@@ -335,9 +336,7 @@ def score_average(predictions, data, test, scorer):
         model = _CachedRegressor(average, one_dimensional=data.y.ndim == 1)
     # The cached model reads row numbers: here those of the test rows, in order.
     rows = np.arange(len(test)).reshape(-1, 1)
-    if data.scoring_weights is None:
-        return scorer(model, rows, data.y[test])
-    return scorer(model, rows, data.y[test], sample_weight=data.scoring_weights[test])
+    return _score(scorer, model, rows, data.y[test], data.scoring_weights, test)
 
 
 class AveragedClassifier(ClassifierMixin, BaseEstimator):
@@ -382,10 +381,8 @@ class AveragedRegressor(RegressorMixin, BaseEstimator):
         return np.mean([p.reshape(shape) for p in predictions], axis=0)
 
 
-def _score(scorer, model, X, data, test):
-    """The score of ``model`` on the rows ``test`` of ``X``, weighted if asked."""
-    if data.scoring_weights is None:
-        return scorer(model, X[test], data.y[test])
-    return scorer(
-        model, X[test], data.y[test], sample_weight=data.scoring_weights[test]
-    )
+def _score(scorer, model, X_test, y_test, scoring_weights, test):
+    """``scorer`` on the test rows, weighted by ``scoring_weights[test]`` if any."""
+    if scoring_weights is None:
+        return scorer(model, X_test, y_test)
+    return scorer(model, X_test, y_test, sample_weight=scoring_weights[test])

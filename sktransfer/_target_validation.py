@@ -22,10 +22,10 @@ from .adaptation._instances import (
 
 __all__ = [
     "VALIDATION_NOTES",
-    "adaptation_epochs",
     "check_weighted_scoring",
     "target_likeness",
     "validation_splits",
+    "with_adaptation_epochs",
 ]
 
 # A labelled row is target-like when its density ratio p_target / p_labelled
@@ -160,18 +160,18 @@ def _enough_to_validate(y_encoded, rows, classification):
     return len(rows) >= MIN_VALIDATION_ROWS
 
 
-def adaptation_epochs(max_epochs, batch_size, n_labelled, n_unlabeled):
-    """Epochs that give an adaptation candidate a fine-tune's gradient steps.
+def with_adaptation_epochs(estimator, max_epochs, n_labelled, n_unlabeled):
+    """``estimator`` set to train as many gradient steps as a fine-tune.
 
     An adaptation epoch covers the unlabelled rows too (one unlabelled batch
     per step): with many of them, the ``"auto"`` epochs of the adaptation
     estimator would train several times longer than the fine-tuning
-    candidate it is compared with. ``max_epochs`` other than None / "auto"
-    is kept.
+    candidate it is compared with. ``max_epochs`` (AutoTransfer's) other
+    than None / "auto" is kept.
     """
     if max_epochs not in (None, "auto"):
-        return max_epochs
-    labelled = math.ceil(n_labelled / batch_size)
-    covering = max(labelled, math.ceil(n_unlabeled / batch_size))
+        return estimator.set_params(max_epochs=max_epochs)
+    labelled = math.ceil(n_labelled / estimator.batch_size)
+    covering = max(labelled, math.ceil(n_unlabeled / estimator.batch_size))
     steps = epochs_for("auto", labelled) * labelled
-    return max(1, math.ceil(steps / covering))
+    return estimator.set_params(max_epochs=max(1, math.ceil(steps / covering)))
