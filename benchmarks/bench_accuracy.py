@@ -63,20 +63,22 @@ from _tasks import TASKS, TaskUnavailable, build_task
 RESULTS = Path(__file__).parent / "results"
 
 
+def matches(name, patterns):
+    """Whether ``name`` matches any of the shell-style patterns."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
 def select(names, patterns, what):
     """The names matching any of the shell-style patterns, in their order."""
-    chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    chosen = [n for n in names if matches(n, patterns)]
     unmatched = [p for p in patterns if not fnmatch.filter(names, p)]
     if unmatched:
         sys.exit(f"no {what} matches {unmatched}; known: {list(names)}")
     return chosen
 
 
-def parse_arguments(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_selection_arguments(parser):
+    """``--tasks`` and ``--contenders``: shell-style patterns of names."""
     parser.add_argument("--tasks", nargs="+", metavar="PATTERN", default=["*"])
     parser.add_argument(
         "--contenders",
@@ -85,6 +87,14 @@ def parse_arguments(argv=None):
         default=["*"],
         help="shell-style patterns of contender names (default: all)",
     )
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_selection_arguments(parser)
     parser.add_argument("--seeds", type=int, default=None, help="default 3 (quick 2)")
     parser.add_argument(
         "--quick",

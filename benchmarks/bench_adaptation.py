@@ -85,7 +85,6 @@ below that by more than one standard error, and the same for [D]. Every fit
 
 import argparse
 import copy
-import fnmatch
 import json
 import sys
 import time
@@ -98,7 +97,7 @@ import numpy as np
 import torch
 from _harness import _one_thread, _paired, _warm_up, machine_description
 from _tasks import TaskUnavailable, _friedman, _mlp, _pretrain, build_task
-from bench_accuracy import git_commit, select
+from bench_accuracy import add_selection_arguments, git_commit, matches, select
 from sklearn.datasets import load_digits
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -489,7 +488,7 @@ def run_cell(task, draw, k, seed, *, epochs, weights, skada_missing, contenders)
     records = []
 
     def add(name, role, run):
-        if any(fnmatch.fnmatch(name, pattern) for pattern in contenders):
+        if matches(name, contenders):
             records.append(_record(task, k, seed, name, role, run))
 
     def test_score(estimator):
@@ -804,14 +803,7 @@ def parse_arguments(argv=None):
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--tasks", nargs="+", metavar="PATTERN", default=["*"])
-    parser.add_argument(
-        "--contenders",
-        nargs="+",
-        metavar="PATTERN",
-        default=["*"],
-        help="shell-style patterns of contender names (default: all)",
-    )
+    add_selection_arguments(parser)
     parser.add_argument("--seeds", type=int, default=None, help="default 3 (quick 1)")
     parser.add_argument(
         "--epochs",
