@@ -52,8 +52,9 @@ Contenders, all from the same pretrained weights and ``random_state=seed``:
   rows and ``unlabeled_data``, its portfolio cut to the untouched source,
   fine-tuning and its default adaptation candidates (entropy minimisation /
   CORAL at λ 0.1 and 1, trained as many steps as the fine-tune), chosen by
-  its default cross-validation (on the labelled rows that look like the
-  target domain; at k = 0, importance-weighted over the source rows): no
+  its default cross-validation: for k > 0 the k target rows are X and the
+  source rows ``source_data`` (they train in every split, only the target
+  rows are scored); at k = 0, importance-weighted over the source rows. No
   hindsight, unlike "the best [A] row";
 - [K] skada 0.6 (``skada.deep``): DeepCoral, DAN, DANN and MCC at ``reg=1``,
   on the same network (features: the layer under the head, as sktransfer's
@@ -110,6 +111,7 @@ from sktransfer import (
     DomainAdaptationRegressor,
     FineTunedClassifier,
     FineTunedRegressor,
+    SourceData,
     SourceModelClassifier,
     SourceModelRegressor,
     UnlabeledData,
@@ -554,12 +556,24 @@ def run_cell(task, draw, k, seed, *, epochs, weights, skada_missing, contenders)
 
     def safe_default():
         auto = AutoTransferClassifier if classification else AutoTransferRegressor
-        estimator, seconds = _timed_fit(
-            auto(task.source, strategies=AUTO_STRATEGIES, **kwargs),
-            X_labelled,
-            y_labelled,
-            unlabeled_data=unlabeled,
-        )
+        estimator = auto(task.source, strategies=AUTO_STRATEGIES, **kwargs)
+        if k == 0:
+            # No target label: the source rows are all there is to score on.
+            estimator, seconds = _timed_fit(
+                estimator, X_labelled, y_labelled, unlabeled_data=unlabeled
+            )
+        else:
+            # The user knows which labelled rows are the target's: only those
+            # are scored, the source rows train in every split.
+            estimator, seconds = _timed_fit(
+                estimator,
+                task.X_target[target_rows],
+                task.y_target[target_rows],
+                source_data=SourceData(
+                    task.X_source[draw.source_train], task.y_source[draw.source_train]
+                ),
+                unlabeled_data=unlabeled,
+            )
         return test_score(estimator), seconds, estimator.best_strategy_
 
     add("sktransfer AutoTransfer, unlabelled rows", "D", safe_default)

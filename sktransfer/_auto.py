@@ -45,6 +45,7 @@ from ._feature_transfer import PretrainedFeatureTransformer
 from ._fine_tuning import FineTunedClassifier, FineTunedRegressor
 from ._frozen_pass import FrozenSourceOutputs, array_batches
 from ._heads import logits_head
+from ._joint_training import check_source_data
 from ._knowledge_regularized import (
     KnowledgeRegularizedClassifier,
     KnowledgeRegularizedRegressor,
@@ -57,6 +58,7 @@ from ._portfolio import (
     Candidate,
     Run,
     evaluate_run,
+    fit_weighted,
     flatten_samples,
     linear_model,
 )
@@ -77,6 +79,7 @@ from ._unlabeled import UnlabeledData, check_wrapped, extra_inputs
 from ._validation import (
     check_object_values,
     check_representable,
+    check_sample_weight,
     positive_strides,
 )
 from .adaptation._terms import ADAPTATION_METHODS
@@ -146,10 +149,10 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
     }
 
     # No other estimator consumes it: requested by default under routing.
-    __metadata_request__fit = {"unlabeled_data": True}
+    __metadata_request__fit = {"unlabeled_data": True, "source_data": True}
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, unlabeled_data=None):
+    def fit(self, X, y, sample_weight=None, unlabeled_data=None, source_data=None):
         """Cross-validate the portfolio on (X, y), then refit the choice on all of it.
 
         Parameters
@@ -167,17 +170,27 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             domain-adaptation candidates, and every candidate is scored for
             the target domain: on the labelled rows that look like them,
             each with its importance weight (see the portfolio above).
+        source_data : SourceData, default=None
+            Labelled rows of the source domain, in the label space of ``y``
+            (every label one of ``y``'s; for a regressor, as many outputs).
+            They train every candidate in every split and in the refit, and
+            are never scored: the candidates are scored on ``(X, y)`` only,
+            which are then the target's rows. Pass them here rather than
+            inside X when the untouched source network was trained on them:
+            scored, they would favour it.
 
         Returns
         -------
         self : object
         """
         with rolled_back_on_failure(self):
-            return self._fit(X, y, sample_weight, unlabeled_data)
+            return self._fit(X, y, sample_weight, unlabeled_data, source_data)
 
-    def _fit(self, X, y, sample_weight, unlabeled_data):
+    def _fit(self, X, y, sample_weight, unlabeled_data, source_data):
         if unlabeled_data is not None:
             check_wrapped(unlabeled_data)
+        if source_data is not None:
+            check_source_data(source_data)
         families = self._check_strategies(unlabeled_data is not None)
         check_device(self.device)
         network = resolve_source(self.source_module, self.source_weights)
@@ -188,6 +201,11 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         # Every candidate sees the values the network reads: the linear
         # models too, so that X of any float dtype gives the same model.
         X = self._as_network_input(fit_input.X, input_dtype)
+        n_target = X.shape[0]
+        if source_data is not None:
+            X, y, y_encoded, sample_weight = self._with_source_rows(
+                source_data, X, y, y_encoded, sample_weight, input_dtype
+            )
         self._input_dtype = input_dtype
         self._sample_shape = X.shape[1:]
         rng = check_random_state(self.random_state)
@@ -207,8 +225,12 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         self.head_choice_reason_ = reason
         unlabeled, target_like, scoring_weights = None, None, None
         if unlabeled_data is not None:
-            check_weighted_scoring(self.scoring)
             unlabeled = self._unlabeled_rows(unlabeled_data, X, input_dtype)
+        if source_data is not None:
+            # (X, y) are the target's rows: validate on them, unweighted.
+            target_like = np.arange(n_target)
+        elif unlabeled_data is not None:
+            check_weighted_scoring(self.scoring)
             scoring_weights, target_like = target_likeness(
                 frozen.features,
                 _frozen_pass(network, unlabeled.X, input_dtype, self.device).features,
@@ -225,6 +247,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             target_like,
             cv_seed,
             classification=self._task == "classification",
+            source_rows=source_data is not None,
         )
         data = _FitData(
             X,
@@ -304,6 +327,21 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         else:
             self.best_estimator_ = self._refit(chosen_candidate, **refit)
         return self
+
+    def _with_source_rows(self, source_data, X, y, y_encoded, sample_weight, dtype):
+        """The fit's rows followed by ``source_data``'s, validated alike."""
+        probe = torch.tensor(X[:1], dtype=dtype)
+        X_source = extra_inputs(source_data.X, probe, "SourceData's X")
+        y_source, y_source_encoded = self._encode_more_targets(
+            source_data.y, X_source.shape[0], "SourceData's y"
+        )
+        source_weight = check_sample_weight(source_data.sample_weight, X_source)
+        return (
+            np.concatenate([X, self._as_network_input(X_source, dtype)]),
+            np.concatenate([y, y_source]),
+            np.concatenate([y_encoded, y_source_encoded]),
+            np.concatenate([sample_weight, source_weight]),
+        )
 
     def _unlabeled_rows(self, unlabeled_data, X, input_dtype):
         """The unlabelled rows, validated as inputs of the network X feeds."""
@@ -566,7 +604,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             )
         estimator = clone(run.estimator) if fresh else run.estimator
         if run.kind == "linear":
-            return estimator.fit(X, y, model__sample_weight=sample_weight)
+            return fit_weighted(estimator, X, y, sample_weight)
         if candidate.family == "adaptation":
             # As many gradient steps as in cross-validation, now on all rows.
             estimator = with_adaptation_epochs(

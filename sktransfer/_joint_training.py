@@ -27,11 +27,22 @@ from ._validation import (
     network_dtype,
 )
 
-__all__ = ["JointTrainingClassifier", "JointTrainingRegressor", "SourceData"]
+__all__ = [
+    "JointTrainingClassifier",
+    "JointTrainingRegressor",
+    "SourceData",
+    "check_source_data",
+]
 
 
 class SourceData:
-    """Source-task data for joint training, kept whole.
+    """Labelled source rows, kept whole through cross-validation.
+
+    Read by :class:`JointTrainingClassifier` / ``Regressor`` (the source
+    task trained alongside the target's),
+    :class:`~sktransfer.adaptation.TrAdaBoostClassifier` / ``Regressor`` and
+    :class:`AutoTransferClassifier` / ``Regressor`` (source rows that train
+    every candidate and are never scored).
 
     A plain container, deliberately *not* array-like (no ``len``, ``shape``
     or ``__array__``): scikit-learn's cross-validation and grid search cut
@@ -44,9 +55,12 @@ class SourceData:
     X : array-like of shape (n_source_samples, ...)
         Source inputs, shaped and scaled like the target's ``X``.
     y : array-like of shape (n_source_samples,) or (n_source_samples, n_outputs)
-        Source labels, each one of the source network's classes (see
-        ``source_classes`` of :class:`JointTrainingClassifier`), or source
-        values for a regression source task (``source_task="regression"``).
+        For joint training: source labels, each one of the source network's
+        classes (see ``source_classes`` of :class:`JointTrainingClassifier`),
+        or source values for a regression source task
+        (``source_task="regression"``). For TrAdaBoost and AutoTransfer:
+        labels in the target's label space (each one of the target ``y``'s
+        classes), or values of the target's outputs.
     sample_weight : array-like of shape (n_source_samples,), default=None
         Weights of the source rows in the source loss; None weighs them
         equally. Down-weighting source rows unlike the target's is a form of
@@ -72,6 +86,17 @@ class SourceData:
         return (
             f"SourceData(X: {shape(self.X)}, y: {shape(self.y)}, "
             f"sample_weight: {shape(self.sample_weight)})"
+        )
+
+
+def check_source_data(source_data):
+    """Refuse ``source_data`` that is not a :class:`SourceData`."""
+    if not isinstance(source_data, SourceData):
+        raise TypeError(
+            "source_data must be a SourceData(X_source, y_source, "
+            f"sample_weight=None); got {type(source_data).__name__}. The "
+            "wrapper keeps the source rows whole inside cross-validation, "
+            "which cuts array-like fit parameters into folds."
         )
 
 
@@ -146,13 +171,8 @@ class _JointTraining(NetworkEstimator):
         -------
         self : object
         """
-        if source_data is not None and not isinstance(source_data, SourceData):
-            raise TypeError(
-                "source_data must be a SourceData(X_source, y_source, "
-                f"sample_weight=None); got {type(source_data).__name__}. The "
-                "wrapper keeps the source data whole inside cross-validation, "
-                "which cuts array-like fit parameters into folds."
-            )
+        if source_data is not None:
+            check_source_data(source_data)
         if source_data is None and self.source_weight > 0:
             raise ValueError(
                 f"{type(self).__name__} trains on source data too: pass "

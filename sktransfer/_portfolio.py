@@ -39,6 +39,7 @@ __all__ = [
     "Candidate",
     "Run",
     "evaluate_run",
+    "fit_weighted",
     "flatten_samples",
     "linear_model",
     "score_average",
@@ -46,7 +47,7 @@ __all__ = [
 
 # Strategy families, safest first: ties of the mean score go to the earliest,
 # and the untouched source is kept when within noise of the best (see
-# _auto._choose). The untouched source trains nothing; linear
+# _choice.choose). The untouched source trains nothing; linear
 # models on fixed inputs or features have few parameters; WiSE-FT stays
 # between the source and fine-tuning, L2-SP (large λ first) ties the weights
 # to the source; fine-tuning and training from scratch move every weight,
@@ -152,6 +153,20 @@ def linear_model(classification):
     return RidgeCV(alphas=np.logspace(-3, 3, 13))
 
 
+def fit_weighted(pipeline, X, y, sample_weight):
+    """Fit ``pipeline``, its final step with ``sample_weight``; the pipeline.
+
+    Step by step rather than ``pipeline.fit(X, y, model__sample_weight=w)``,
+    which metadata routing, once a user enables it, refuses (nothing
+    requested the weights).
+    """
+    *transformers, (_, model) = pipeline.steps
+    for _, transformer in transformers:
+        X = transformer.fit_transform(X, y)
+    model.fit(X, y, sample_weight=sample_weight)
+    return pipeline
+
+
 class CachedRows(TransformerMixin, BaseEstimator):
     """Rows of a fixed array, selected by the row numbers passed as X.
 
@@ -253,18 +268,17 @@ def evaluate_run(run, data, train, test, scorer):
                     ("model", clone(run.estimator)),
                 ]
             )
-            model.fit(
-                data.rows[train],
-                data.y[train],
-                model__sample_weight=data.sample_weight[train],
+            fit_weighted(
+                model, data.rows[train], data.y[train], data.sample_weight[train]
             )
             fit_time = time.perf_counter() - start
             return [_scored(scorer, model, data.rows, data, test, fit_time)]
         if run.kind == "linear":
-            model = clone(run.estimator).fit(
+            model = fit_weighted(
+                clone(run.estimator),
                 data.X[train],
                 data.y[train],
-                model__sample_weight=data.sample_weight[train],
+                data.sample_weight[train],
             )
             fit_time = time.perf_counter() - start
             return [_scored(scorer, model, data.X, data, test, fit_time)]

@@ -51,6 +51,9 @@ VALIDATION_NOTES = {
         "; scored on the labelled rows like the unlabelled target rows, each "
         "with its importance weight, the others always training"
     ),
+    "source_data": (
+        "; scored on the rows of X only, the SourceData rows training in every split"
+    ),
     "weighted": (
         "; too few labelled rows look like the unlabelled target rows: every "
         "row scored with its importance weight (importance-weighted "
@@ -112,7 +115,9 @@ def target_likeness(features, unlabeled_features, seed):
     return normalise_and_cap(ratio, MAX_WEIGHT), np.flatnonzero(ratio >= threshold)
 
 
-def validation_splits(make_cv, y, y_encoded, target_like, seed, *, classification):
+def validation_splits(
+    make_cv, y, y_encoded, target_like, seed, *, classification, source_rows=False
+):
     """The cross-validation splits and how they score (a key of VALIDATION_NOTES).
 
     Parameters
@@ -126,6 +131,9 @@ def validation_splits(make_cv, y, y_encoded, target_like, seed, *, classificatio
         split and weight every row.
     seed : int
     classification : bool
+    source_rows : bool, default=False
+        The rows not in ``target_like`` are ``SourceData``'s: ``cv`` splits
+        ``target_like`` (the fit's X), whatever their number.
 
     Returns
     -------
@@ -135,22 +143,32 @@ def validation_splits(make_cv, y, y_encoded, target_like, seed, *, classificatio
     validation : str
     """
     stratify = y_encoded if classification else y
+    if source_rows:
+        return _splits_over(make_cv, y, y_encoded, stratify, target_like, seed), (
+            "source_data"
+        )
     if target_like is None:
         validation = "plain"
     elif len(target_like) == len(y):
         validation = "all_target_rows"
     elif _enough_to_validate(y_encoded, target_like, classification):
-        cv = make_cv(y[target_like], y_encoded[target_like], seed)
-        others = np.setdiff1d(np.arange(len(y)), target_like)
-        splits = [
-            (np.sort(np.concatenate([others, target_like[train]])), target_like[test])
-            for train, test in cv.split(stratify[target_like], stratify[target_like])
-        ]
-        return splits, "target_rows"
+        return _splits_over(make_cv, y, y_encoded, stratify, target_like, seed), (
+            "target_rows"
+        )
     else:
         validation = "weighted"
     cv = make_cv(y, y_encoded, seed)
     return list(cv.split(stratify, stratify)), validation
+
+
+def _splits_over(make_cv, y, y_encoded, stratify, rows, seed):
+    """``cv`` over ``rows``; every other row trains in every split."""
+    cv = make_cv(y[rows], y_encoded[rows], seed)
+    others = np.setdiff1d(np.arange(len(y)), rows)
+    return [
+        (np.sort(np.concatenate([others, rows[train]])), rows[test])
+        for train, test in cv.split(stratify[rows], stratify[rows])
+    ]
 
 
 def _enough_to_validate(y_encoded, rows, classification):

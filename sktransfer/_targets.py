@@ -8,6 +8,7 @@ every estimator that trains or runs a network.
 
 import numpy as np
 import torch
+from sklearn.utils import check_array
 from sklearn.utils.multiclass import check_classification_targets
 from torch import nn
 
@@ -43,6 +44,21 @@ class ClassifierTargetsMixin:
         """``(y_encoded, fitted attributes)``: integer codes and ``classes_``."""
         classes, y_encoded = encode_class_labels(self, y)
         return y_encoded, {"classes_": classes}
+
+    def _encode_more_targets(self, y, n_rows, name):
+        """``(labels, codes)`` of further labels, each one of ``classes_``."""
+        y = _one_per_row(y, n_rows, name, ndims=(1,))
+        known = np.isin(y, self.classes_)
+        if not known.all():
+            unknown = np.unique(y[~known]).tolist()
+            raise ValueError(
+                f"{name} holds the labels {unknown}, which y does not; "
+                f"{type(self).__name__} predicts the classes of y "
+                f"({self.classes_.tolist()}). Drop those rows or map their "
+                "labels to those of y."
+            )
+        codes = np.searchsorted(self.classes_, y).astype(np.int64)
+        return self.classes_[codes], codes
 
     def _n_outputs(self):
         return self.classes_.shape[0]
@@ -107,6 +123,17 @@ class RegressorTargetsMixin:
         attributes = {"n_outputs_": 1 if y.ndim == 1 else y.shape[1], "_y_ndim": y.ndim}
         return y.reshape(y.shape[0], -1).astype(np.float32), attributes
 
+    def _encode_more_targets(self, y, n_rows, name):
+        """``(values, encoded)`` of further targets, with as many outputs."""
+        check_numeric_targets(self, y)
+        y = _one_per_row(y, n_rows, name, dtype="numeric")
+        if y.ndim != self._y_ndim or (y.ndim == 2 and y.shape[1] != self.n_outputs_):
+            raise ValueError(
+                f"{name} has shape {y.shape}, but y had {self.n_outputs_} "
+                f"output(s) (ndim {self._y_ndim}); they must match."
+            )
+        return y.astype(np.float64), y.reshape(n_rows, -1).astype(np.float32)
+
     def _n_outputs(self):
         return self.n_outputs_
 
@@ -134,6 +161,18 @@ class RegressorTargetsMixin:
         """
         outputs = self._predict_outputs(X).astype(np.float64)
         return outputs.ravel() if self._y_ndim == 1 else outputs
+
+
+def _one_per_row(y, n_rows, name, dtype=None, ndims=(1, 2)):
+    y = check_array(
+        y, ensure_2d=False, dtype=dtype, ensure_all_finite=True, input_name=name
+    )
+    if y.ndim not in ndims or y.shape[0] != n_rows:
+        raise ValueError(
+            f"{name} must hold one target per row of its X ({n_rows}); got "
+            f"shape {y.shape}."
+        )
+    return y
 
 
 def encode_class_labels(estimator, y):

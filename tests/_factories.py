@@ -353,3 +353,13 @@ def unchanged(**objects):
     finally:
         for name, obj in objects.items():
             assert _same(before[name], obj), f"{name} was modified"
+
+
+class TrainingRowsSpy(FineTunedClassifier):
+    """Records how many rows each fit trains on, in ``fits`` (shared)."""
+
+    fits = []
+
+    def _fit_guarded(self, X, y, sample_weight, **fit_options):
+        self.fits.append(len(X))
+        return super()._fit_guarded(X, y, sample_weight, **fit_options)

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from _factories import TrainingRowsSpy
 from sklearn.base import clone
 from sklearn.datasets import load_iris, make_regression
 from sklearn.exceptions import FitFailedWarning
@@ -19,6 +20,7 @@ from sktransfer import (
     AutoTransferClassifier,
     AutoTransferRegressor,
     FineTunedClassifier,
+    SourceData,
     TrainingDivergedError,
     UnlabeledData,
 )
@@ -462,6 +464,117 @@ def test_labelled_target_rows_are_the_validation_rows(iris_source):
     assert "labelled rows like the unlabelled target rows" in (
         auto.strategy_choice_reason_
     )
+
+
+def test_source_data_trains_in_every_split_and_only_x_is_scored(iris_source):
+    # The user says which rows are the source's: they are never scored, so
+    # the untouched source cannot be credited with the rows it learned.
+    target = np.r_[0:5, 50:55, 100:105]
+    seen = []
+    auto = AutoTransferClassifier(
+        iris_source,
+        strategies=["source", "fine_tune", "adaptation"],
+        scoring=_recording_scorer(seen),
+        **{**ADAPTING, "cv": None},
+    ).fit(
+        X_SHIFTED[target],
+        Y_IRIS[target],
+        source_data=SourceData(X_IRIS, Y_IRIS),
+        unlabeled_data=UnlabeledData(np.delete(X_SHIFTED, target, axis=0)),
+    )
+
+    # X's rows come first: the cached source outputs are read by row number.
+    row_numbers = np.concatenate([rows for rows, _ in seen if rows.shape[1] == 1])
+    inputs = np.concatenate([rows for rows, _ in seen if rows.shape[1] == 4])
+    assert row_numbers.max() < len(target)
+    assert {row.tobytes() for row in inputs} <= {
+        row.tobytes() for row in X_SHIFTED[target]
+    }
+    assert all(sample_weight is None for _, sample_weight in seen)
+    assert auto.importance_weights_ is None
+    assert "SourceData rows training in every split" in auto.strategy_choice_reason_
+    assert auto.n_splits_ == 10
+
+
+def test_source_data_rows_train_every_split_and_the_refit(iris_source, monkeypatch):
+    monkeypatch.setattr("sktransfer._auto.FineTunedClassifier", TrainingRowsSpy)
+    monkeypatch.setattr(TrainingRowsSpy, "fits", [])
+    target = np.r_[0:5, 50:55, 100:105]
+    auto = AutoTransferClassifier(iris_source, strategies=["fine_tune"], **QUICK).fit(
+        X_SHIFTED[target], Y_IRIS[target], source_data=SourceData(X_IRIS, Y_IRIS)
+    )
+
+    # 3 folds of the 15 target rows: 10 of them and the 150 source rows train
+    # in each split; the refit trains on all 165.
+    assert TrainingRowsSpy.fits == [160, 160, 160, 165]
+    assert auto.n_features_in_ == 4
+    np.testing.assert_array_equal(auto.classes_, [0, 1, 2])
+
+
+@pytest.mark.parametrize(
+    ("estimator", "source_data", "error", "message"),
+    [
+        (
+            AutoTransferClassifier,
+            (X_IRIS, Y_IRIS),
+            TypeError,
+            r"source_data must be a SourceData",
+        ),
+        (
+            AutoTransferClassifier,
+            SourceData(X_IRIS, Y_IRIS + 3),
+            ValueError,
+            r"SourceData's y holds the labels \[3, 4, 5\], which y does not",
+        ),
+        (
+            AutoTransferClassifier,
+            SourceData(X_IRIS, Y_IRIS[:10]),
+            ValueError,
+            r"SourceData's y must hold one target per row of its X \(150\)",
+        ),
+        (
+            AutoTransferClassifier,
+            SourceData(X_IRIS[:, :3], Y_IRIS),
+            ValueError,
+            r"SourceData's X has samples of shape \(3,\)",
+        ),
+        (
+            AutoTransferClassifier,
+            SourceData(np.where(X_IRIS > 2, np.nan, X_IRIS), Y_IRIS),
+            ValueError,
+            r"SourceData's X contains NaN",
+        ),
+        (
+            AutoTransferRegressor,
+            SourceData(X_IRIS, X_IRIS[:, :2]),
+            ValueError,
+            r"SourceData's y has shape \(150, 2\), but y had 1 output",
+        ),
+        (
+            AutoTransferRegressor,
+            SourceData(X_IRIS, np.array(["a"] * 150)),
+            ValueError,
+            r"needs numeric targets",
+        ),
+    ],
+    ids=[
+        "not wrapped",
+        "labels y lacks",
+        "too few labels",
+        "other width",
+        "NaN",
+        "other outputs",
+        "text targets",
+    ],
+)
+def test_bad_source_data_is_refused_naming_it(estimator, source_data, error, message):
+    source = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    y = Y_IRIS if estimator is AutoTransferClassifier else X_IRIS[:, 0]
+
+    with pytest.raises(error, match=message):
+        estimator(source, strategies=["linear"], **QUICK).fit(
+            X_IRIS, y, source_data=source_data
+        )
 
 
 def test_a_cv_of_the_users_own_splits_every_row_and_weights_the_scores(

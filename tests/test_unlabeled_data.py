@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import sklearn
 import torch
+from _factories import TrainingRowsSpy
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -22,6 +23,7 @@ from sktransfer import (
     DistilledClassifier,
     DistilledRegressor,
     KnowledgeRegularizedClassifier,
+    SourceData,
     UnlabeledData,
 )
 from sktransfer.knowledge import KnowledgeTerm
@@ -153,6 +155,36 @@ def test_auto_transfer_gets_the_unlabelled_rows_through_cross_validation():
     assert scores.shape == (3,)
     fitted = auto.fit(X, Y, unlabeled_data=UnlabeledData(X_UNLABELLED))
     assert "adaptation(method=entropy, lam=0.1)" in fitted.cv_results_["strategy"]
+
+
+def test_auto_transfer_gets_source_data_whole_through_cross_validation(
+    monkeypatch,
+):
+    monkeypatch.setattr("sktransfer._auto.FineTunedClassifier", TrainingRowsSpy)
+    monkeypatch.setattr(TrainingRowsSpy, "fits", [])
+    # As many source rows as X: unwrapped, cross_val_score would cut them.
+    auto = AutoTransferClassifier(
+        _source(),
+        strategies=["linear", "features", "fine_tune"],
+        max_epochs=1,
+        cv=2,
+        random_state=0,
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        scores = cross_val_score(
+            make_pipeline(FunctionTransformer(), auto),
+            X,
+            Y,
+            cv=3,
+            params={"source_data": SourceData(X + 0.5, Y)},
+        )
+
+    assert scores.shape == (3,)
+    # Each of the 3 fits: 40 rows of X split in 2 halves, with the 60 source
+    # rows in both; fine-tuning trains on 20 + 60 rows per split, and on all
+    # 100 when it is chosen.
+    assert set(TrainingRowsSpy.fits) <= {80, 100}
+    assert TrainingRowsSpy.fits.count(80) == 6
 
 
 def _distillation_task():

@@ -26,7 +26,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .._joint_training import SourceData
+from .._joint_training import check_source_data
 
 __all__ = ["TrAdaBoostClassifier", "TrAdaBoostRegressor"]
 
@@ -83,13 +83,7 @@ class _TrAdaBoost(BaseEstimator):
         target_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         if source_data is None:
             return X, y, target_weight, 0
-        if not isinstance(source_data, SourceData):
-            raise TypeError(
-                "source_data must be a SourceData(X_source, y_source, "
-                f"sample_weight=None); got {type(source_data).__name__}. The "
-                "wrapper keeps the source rows whole inside cross-validation, "
-                "which cuts array-like fit parameters into folds."
-            )
+        check_source_data(source_data)
         X_source = check_array(
             source_data.X, ensure_all_finite=ensure_all_finite, input_name="X_source"
         )
