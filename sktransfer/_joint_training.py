@@ -27,12 +27,9 @@ from ._validation import (
     network_dtype,
 )
 
-__all__ = [
-    "JointTrainingClassifier",
-    "JointTrainingRegressor",
-    "SourceData",
-    "check_source_data",
-]
+# check_source_data is imported by name: the loader of saved estimators
+# reads __all__ as the list of estimator classes a file may name.
+__all__ = ["JointTrainingClassifier", "JointTrainingRegressor", "SourceData"]
 
 
 class SourceData:

@@ -69,6 +69,7 @@ _ESTIMATORS = {
         _source_model,
     )
     for name in module.__all__
+    if isinstance(getattr(module, name), type)
 }
 
 __all__ = ["load_fitted", "save_fitted"]

@@ -280,6 +280,16 @@ def test_loading_unpickles_nothing(tmp_path, monkeypatch):
     np.testing.assert_array_equal(loaded.predict_proba(X), expected)
 
 
+def test_a_file_can_name_only_estimator_classes():
+    # The loader builds what params.json names from this table: a helper
+    # function listed in an estimator module's __all__ must not be in it.
+    from sktransfer._persistence import _ESTIMATORS
+
+    assert all(isinstance(value, type) for value in _ESTIMATORS.values())
+    assert "FineTunedClassifier" in _ESTIMATORS
+    assert "check_source_data" not in _ESTIMATORS
+
+
 def test_loading_leaves_the_source_and_torchs_random_state_unchanged(tmp_path):
     estimator, _ = _fitted(FineTunedClassifier)
     save_fitted(estimator, tmp_path)
