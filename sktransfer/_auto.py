@@ -317,13 +317,16 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         chosen_candidate = candidates[chosen]
         if chosen_candidate.family == "ensemble":
             classification = self._task == "classification"
-            averaged = AveragedClassifier if classification else AveragedRegressor
-            self.best_estimator_ = averaged(
-                [
-                    self._refit(member, fresh=True, **refit)
-                    for member in chosen_candidate.members
-                ]
-            )
+            members = [
+                self._refit(member, fresh=True, **refit)
+                for member in chosen_candidate.members
+            ]
+            if classification:
+                self.best_estimator_ = AveragedClassifier(
+                    members, temperatures=chosen_candidate.params["temperatures"]
+                )
+            else:
+                self.best_estimator_ = AveragedRegressor(members)
         else:
             self.best_estimator_ = self._refit(chosen_candidate, **refit)
         return self
@@ -774,12 +777,13 @@ The portfolio, each candidate cross-validated on the same splits of the
       steps than a fine-tune);
     - ``"ensemble"``: when other candidates are within one standard error
       of the best (see below), the average of the best and at most two of
-      them (class probabilities, or predicted values), scored on every split
-      from the predictions its members made there, without another fit;
-      refitted, it fits its members. When cross-validation cannot tell
-      candidates apart, choosing one is a coin toss; their average is
-      usually better than either (a linear model and a network trained
-      from scratch, on a useless source).
+      them (class probabilities, each tempered by the temperature that
+      calibrates its split predictions, or predicted values), scored on
+      every split from the predictions its members made there, without
+      another fit; refitted, it fits its members. When cross-validation
+      cannot tell candidates apart, choosing one is a coin toss; their
+      average is often better than either (a linear model and a network
+      trained from scratch, on a useless source).
 
     The frozen source network runs once per ``fit``, over every training
     row; its outputs and features serve every candidate and split that
@@ -806,9 +810,10 @@ The portfolio, each candidate cross-validated on the same splits of the
     corrected for overlapping training sets as in Nadeau and Bengio's test):
     the source trains nothing, so within noise it is the safe choice.
     Otherwise, when other candidates are within one standard error of the
-    best, the choice is the ``"ensemble"`` of the best and the (at most two)
-    closest of them, unless its own scores are below the best's by more
-    than one standard error. Ties go to the earlier of: source, linear, features,
+    best, the ``"ensemble"`` of the best and the (at most two) closest of
+    them is scored too, each classifier's probabilities tempered first to
+    be calibrated on its split predictions; it is the choice when it scores
+    higher than the best alone. Ties go to the earlier of: source, linear, features,
     wise_ft (smaller interpolation first), l2sp (larger λ first),
     fine_tune, adaptation (smaller λ first), scratch. The
     choice is then refitted on all the training data. A

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ._portfolio import FAMILIES, Candidate, score_average
+from ._portfolio import FAMILIES, Candidate, calibrating_temperature, score_average
 
 __all__ = ["MAX_AVERAGED", "average_within_noise", "choose", "within_noise"]
 
@@ -23,14 +23,15 @@ def average_within_noise(candidates, scores, fit_times, predictions, evaluation,
 
     The candidates within one standard error of the best (see
     :func:`choose`), at most two, the best first, are averaged with it
-    (class probabilities, or predicted values): when cross-validation
-    cannot tell them apart, choosing one is a coin toss, and their average
-    is usually better than either. The average is scored on every split
-    from the predictions its members made there (no other fit) and added as
-    the last candidate; it is chosen unless its scores are below the best's
-    by more than one standard error. ``evaluation`` is ``(data, splits, scorer)`` of the
-    cross-validation. Returns the candidates, scores and fit times, the
-    chosen row and the reason.
+    (class probabilities, each first tempered to be calibrated on the
+    splits' predictions, or predicted values): when cross-validation cannot
+    tell them apart, choosing one is a coin toss, and their average is
+    often better than either. The average is scored on every split from the
+    predictions its members made there (no other fit) and added as the last
+    candidate; it is chosen only when its mean score is higher than the
+    best's (a tie goes to the single best, the safer). ``evaluation`` is
+    ``(data, splits, scorer)`` of the cross-validation. Returns the
+    candidates, scores and fit times, the chosen row and the reason.
     """
     data, splits, scorer = evaluation
     usable = [i for i in range(len(candidates)) if not np.isnan(scores[i]).any()]
@@ -44,38 +45,58 @@ def average_within_noise(candidates, scores, fit_times, predictions, evaluation,
     reason = f"best mean score ({scores[best].mean():.3f})"
     if len(members) == 1:
         return candidates, scores, fit_times, best, reason
+    params = {}
+    if data.classes is not None:
+        params["temperatures"] = tuple(
+            _temperature([predictions[i][k] for k in range(len(splits))], data, splits)
+            for i in members
+        )
     averaged = Candidate(
         "ensemble",
+        params=params,
         safety=(FAMILIES.index("ensemble"),),
         members=tuple(candidates[i] for i in members),
     )
     averaged_scores = np.array(
         [
-            score_average([predictions[i][k] for i in members], data, test, scorer)
+            score_average(
+                [predictions[i][k] for i in members],
+                data,
+                test,
+                scorer,
+                temperatures=params.get("temperatures"),
+            )
             for k, (_, test) in enumerate(splits)
         ]
     )
-    if not within_noise(scores[best], averaged_scores, splits):
-        return (
-            candidates,
-            scores,
-            fit_times,
-            best,
-            f"{reason}; its average with the candidates within noise of it "
-            f"scored {averaged_scores.mean():.3f}, below it by more than one "
-            "standard error",
+    candidates = [*candidates, averaged]
+    scores = np.vstack([scores, averaged_scores])
+    fit_times = np.vstack([fit_times, fit_times[members].sum(axis=0)])
+    peers = ", ".join(candidates[i].name for i in members[1:])
+    if averaged_scores.mean() <= scores[best].mean():
+        # A tie goes to the safer candidate, as everywhere: the single best.
+        reason += (
+            f"; its average with {peers}, within one standard error of it, "
+            f"scored {averaged_scores.mean():.3f}, no better"
         )
+        return candidates, scores, fit_times, best, reason
     reason = (
-        f"{', '.join(candidates[i].name for i in members[1:])} within one "
-        f"standard error of the best ({candidates[best].name}, "
-        f"{scores[best].mean():.3f}): their average ({averaged_scores.mean():.3f})"
+        f"{peers} within one standard error of the best "
+        f"({candidates[best].name}, {scores[best].mean():.3f}): their average "
+        f"scored higher ({averaged_scores.mean():.3f})"
     )
-    return (
-        [*candidates, averaged],
-        np.vstack([scores, averaged_scores]),
-        np.vstack([fit_times, fit_times[members].sum(axis=0)]),
-        len(candidates),
-        reason,
+    return candidates, scores, fit_times, len(candidates) - 1, reason
+
+
+def _temperature(predictions, data, splits):
+    """A candidate's calibrating temperature, from its predictions on every split."""
+    tests = [test for _, test in splits]
+    rows = np.concatenate(tests)
+    weights = None if data.scoring_weights is None else data.scoring_weights[rows]
+    return calibrating_temperature(
+        np.concatenate(predictions),
+        np.searchsorted(data.classes, data.y[rows]),
+        sample_weight=weights,
     )
 
 

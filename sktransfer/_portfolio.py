@@ -13,10 +13,13 @@ candidates that share a training run (fine-tuning and its WiSE-FT
 interpolations) share it.
 """
 
+import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -38,11 +41,13 @@ __all__ = [
     "CachedRows",
     "Candidate",
     "Run",
+    "calibrating_temperature",
     "evaluate_run",
     "fit_weighted",
     "flatten_samples",
     "linear_model",
     "score_average",
+    "tempered",
 ]
 
 # Strategy families, safest first: ties of the mean score go to the earliest,
@@ -335,12 +340,18 @@ def _scored(scorer, model, X, data, test, fit_time):
     return score, fit_time, None, predictions
 
 
-def score_average(predictions, data, test, scorer):
+def score_average(predictions, data, test, scorer, temperatures=None):
     """The score on the rows ``test`` of the average of several predictions.
 
     ``predictions``: one array per averaged model, as :func:`evaluate_run`
-    returns them for these rows.
+    returns them for these rows; ``temperatures``: one per model, for class
+    probabilities (see :func:`calibrating_temperature`).
     """
+    if temperatures is not None:
+        predictions = [
+            tempered(p, temperature)
+            for p, temperature in zip(predictions, temperatures, strict=True)
+        ]
     average = np.mean(predictions, axis=0)
     if data.classes is not None:
         # The cached classifier reads log-probabilities as its scores.
@@ -353,6 +364,48 @@ def score_average(predictions, data, test, scorer):
     return _score(scorer, model, rows, data.y[test], data.scoring_weights, test)
 
 
+def tempered(probabilities, temperature):
+    """``softmax(log(p) / T)``: probabilities made less (T > 1) or more confident."""
+    log_probabilities = np.log(np.clip(probabilities, np.finfo(np.float64).tiny, None))
+    return softmax(log_probabilities / temperature, axis=1)
+
+
+def calibrating_temperature(probabilities, codes, sample_weight=None):
+    """The temperature that makes ``probabilities`` best calibrated.
+
+    Temperature scaling (Guo et al., 2017): the ``T`` minimising the
+    (weighted) log-loss of ``softmax(log(p) / T)`` against the class codes,
+    searched in [e^-3, e^3]. Averaging models of different confidence (an
+    overconfident network and a cautious linear model) lets the confident
+    one decide every row; tempered first, each counts for what its
+    probabilities are worth.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (n_rows, n_classes)
+        A model's held-out class probabilities (its cross-validation splits'
+        test rows, pooled).
+    codes : ndarray of int of shape (n_rows,)
+        The true classes, as column numbers.
+    sample_weight : ndarray of shape (n_rows,) or None
+
+    Returns
+    -------
+    temperature : float
+    """
+    log_probabilities = np.log(np.clip(probabilities, np.finfo(np.float64).tiny, None))
+    rows = np.arange(len(codes))
+
+    def log_loss(log_temperature):
+        tempered_log = log_softmax(
+            log_probabilities / math.exp(log_temperature), axis=1
+        )
+        return -np.average(tempered_log[rows, codes], weights=sample_weight)
+
+    found = minimize_scalar(log_loss, bounds=(-3.0, 3.0), method="bounded")
+    return float(math.exp(found.x))
+
+
 class AveragedClassifier(ClassifierMixin, BaseEstimator):
     """Fitted classifiers whose class probabilities are averaged.
 
@@ -360,17 +413,27 @@ class AveragedClassifier(ClassifierMixin, BaseEstimator):
     ----------
     estimators : list of fitted classifiers
         With the same ``classes_``, in the same order.
+    temperatures : list of float or None, default=None
+        Each classifier's probabilities are tempered, ``softmax(log(p) /
+        T)``, before the average; None averages them as they are.
     """
 
-    def __init__(self, estimators):
+    def __init__(self, estimators, temperatures=None):
         self.estimators = estimators
+        self.temperatures = temperatures
 
     @property
     def classes_(self):
         return self.estimators[0].classes_
 
     def predict_proba(self, X):
-        return np.mean([e.predict_proba(X) for e in self.estimators], axis=0)
+        probabilities = [e.predict_proba(X) for e in self.estimators]
+        if self.temperatures is not None:
+            probabilities = [
+                tempered(p, temperature)
+                for p, temperature in zip(probabilities, self.temperatures, strict=True)
+            ]
+        return np.mean(probabilities, axis=0)
 
     def predict(self, X):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]

@@ -3,6 +3,7 @@
 import copy
 import math
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from torch import nn
 
+import sktransfer._choice
 from sktransfer import (
     AutoTransferClassifier,
     AutoTransferRegressor,
@@ -24,7 +26,14 @@ from sktransfer import (
     TrainingDivergedError,
     UnlabeledData,
 )
-from sktransfer._portfolio import FAMILIES
+from sktransfer._choice import average_within_noise
+from sktransfer._portfolio import (
+    FAMILIES,
+    AveragedClassifier,
+    Candidate,
+    calibrating_temperature,
+    tempered,
+)
 from sktransfer.datasets import load_digits_transfer, pretrain_source_network
 from sktransfer.model_selection import NegativeTransferWarning, StrategyComparison
 
@@ -126,10 +135,15 @@ def test_the_choice_is_the_source_within_noise_or_the_best_averaged_with_its_pee
         for i in by_mean
         if i != best and _within_one_standard_error(splits[best], splits[i])
     ][:2]
-    if peers:
-        assert chosen == f"ensemble({' + '.join([names[best], *peers])})"
-    else:
+    if not peers:
         assert means[names.index(chosen)] == means[best]
+        return
+    averaged = f"ensemble({' + '.join([names[best], *peers])})"
+    # The average is recorded, and chosen only when it scores higher.
+    if means[names.index(averaged)] > means[best]:
+        assert chosen == averaged
+    else:
+        assert chosen == names[best]
 
 
 def test_the_refitted_choice_predicts_and_the_comparison_is_kept(fitted):
@@ -337,6 +351,79 @@ def _the_best(candidates, scores, splits):
     return best, best, "test"
 
 
+@pytest.mark.parametrize(
+    ("gain", "chosen"), [(0.0, "linear"), (0.01, "ensemble(linear + scratch)")]
+)
+def test_an_average_is_chosen_only_when_it_scores_higher(gain, chosen, monkeypatch):
+    # Two candidates within noise of each other; their average scores as the
+    # best on every split, or a little higher. A tie goes to the single best.
+    candidates = [Candidate("linear", safety=(1,)), Candidate("scratch", safety=(7,))]
+    scores = np.array([[0.9, 0.8, 1.0, 0.9], [0.9, 0.9, 0.9, 0.8]])
+    splits = [(np.arange(20), np.arange(20, 30))] * 4
+    averaged = iter(scores[0] + gain)
+    monkeypatch.setattr(
+        "sktransfer._choice.score_average", lambda *args, **kwargs: next(averaged)
+    )
+
+    rows, _, _, index, reason = average_within_noise(
+        candidates,
+        scores,
+        np.ones_like(scores),
+        [[None] * 4, [None] * 4],
+        (SimpleNamespace(classes=None, scoring_weights=None), splits, None),
+        best=0,
+    )
+
+    assert [row.name for row in rows] == [
+        "linear",
+        "scratch",
+        "ensemble(linear + scratch)",
+    ]
+    assert rows[index].name == chosen
+    assert ("no better" in reason) == (gain == 0)
+
+
+@pytest.mark.parametrize(
+    ("confidence", "calibrated"), [(0.99, "above 1"), (0.55, "below 1")]
+)
+def test_the_calibrating_temperature_tempers_over_and_underconfidence(
+    confidence, calibrated
+):
+    # Two classes, right 80% of the time: probabilities of 0.99 are too
+    # sure (T > 1 softens them), 0.55 too timid (T < 1 sharpens them).
+    codes = np.array([0] * 8 + [1] * 2)
+    probabilities = np.tile([confidence, 1 - confidence], (10, 1))
+
+    temperature = calibrating_temperature(probabilities, codes)
+
+    assert (temperature > 1) == (calibrated == "above 1")
+    np.testing.assert_allclose(
+        tempered(probabilities, temperature)[0, 0], 0.8, atol=1e-3
+    )
+
+
+class _FixedProbabilities:
+    classes_ = np.array(["a", "b"])
+
+    def __init__(self, probabilities):
+        self.probabilities = np.asarray(probabilities, dtype=float)
+
+    def predict_proba(self, X):
+        return np.tile(self.probabilities, (len(X), 1))
+
+
+def test_tempered_averaging_lets_each_member_count_for_its_calibration():
+    # An overconfident member says "b", a cautious one "a": averaged as
+    # they are, the confident one decides; tempered, it counts for less.
+    sure, cautious = _FixedProbabilities([0.01, 0.99]), _FixedProbabilities([0.9, 0.1])
+    X = np.zeros((3, 1))
+
+    assert list(AveragedClassifier([sure, cautious]).predict(X)) == ["b"] * 3
+    tempered_average = AveragedClassifier([sure, cautious], temperatures=(5.0, 1.0))
+    assert list(tempered_average.predict(X)) == ["a"] * 3
+    np.testing.assert_allclose(tempered_average.predict_proba(X).sum(axis=1), 1.0)
+
+
 def test_averaged_probabilities_line_up_when_a_split_lacks_a_class(iris_source):
     # Unshuffled folds of the sorted iris rows: each training split lacks
     # the class its test rows hold, so every candidate scores 0, and so
@@ -354,10 +441,17 @@ def test_averaged_probabilities_line_up_when_a_split_lacks_a_class(iris_source):
 def test_a_chosen_ensemble_averages_its_refitted_members(
     task, iris_source, monkeypatch
 ):
-    # Every candidate within noise of the best, which is chosen: the best
-    # three are averaged, scored from their split predictions and refitted.
+    # Every candidate within noise of the best, which is chosen, and their
+    # average scoring higher: the best three are averaged, scored from their
+    # split predictions and refitted.
     monkeypatch.setattr("sktransfer._choice.within_noise", lambda *args: True)
     monkeypatch.setattr("sktransfer._auto.choose", _the_best)
+    monkeypatch.setattr(
+        "sktransfer._choice.score_average",
+        lambda *args, real=sktransfer._choice.score_average, **kwargs: (
+            real(*args, **kwargs) + 1.0
+        ),
+    )
     if task == "classification":
         estimator, y = AutoTransferClassifier, Y_IRIS
         strategies = ["linear", "features", "fine_tune", "wise_ft", "ensemble"]
@@ -370,6 +464,9 @@ def test_a_chosen_ensemble_averages_its_refitted_members(
     results = auto.cv_results_
     by_mean = np.argsort(-results["mean_test_score"][:-1], kind="stable")[:3]
     assert auto.best_strategy_ == results["strategy"][-1]
+    np.testing.assert_array_less(
+        results["mean_test_score"][:-1], results["mean_test_score"][-1]
+    )
     assert (
         auto.best_strategy_ == f"ensemble({' + '.join(results['strategy'][by_mean])})"
     )
@@ -378,7 +475,19 @@ def test_a_chosen_ensemble_averages_its_refitted_members(
         results["mean_fit_time"][-1], results["mean_fit_time"][by_mean].sum()
     )
     if task == "classification":
-        expected = np.mean([e.predict_proba(X_IRIS) for e in averaged.estimators], 0)
+        # Each member's probabilities tempered by the temperature that
+        # calibrates its cross-validation predictions.
+        temperatures = averaged.temperatures
+        assert len(temperatures) == 3
+        assert all(t > 0 for t in temperatures)
+        assert results["params"][-1] == {"temperatures": temperatures}
+        expected = np.mean(
+            [
+                tempered(e.predict_proba(X_IRIS), t)
+                for e, t in zip(averaged.estimators, temperatures, strict=True)
+            ],
+            0,
+        )
         np.testing.assert_allclose(auto.predict_proba(X_IRIS), expected)
         np.testing.assert_array_equal(
             auto.predict(X_IRIS), auto.classes_[expected.argmax(axis=1)]
