@@ -77,6 +77,7 @@ from ._targets import ClassifierTargetsMixin, RegressorTargetsMixin
 from ._training_checks import check_device
 from ._unlabeled import UnlabeledData, check_wrapped, extra_inputs
 from ._validation import (
+    check_input_values,
     check_object_values,
     check_representable,
     check_sample_weight,
@@ -167,9 +168,10 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             cross-validation scores).
         unlabeled_data : UnlabeledData, default=None
             Target-domain inputs without labels, shaped like X. They add the
-            domain-adaptation candidates, and every candidate is scored for
-            the target domain: on the labelled rows that look like them,
-            each with its importance weight (see the portfolio above).
+            domain-adaptation candidates, and (without ``source_data``)
+            every candidate is scored for the target domain: on the
+            labelled rows that look like them, each with its importance
+            weight (see the portfolio above).
         source_data : SourceData, default=None
             Labelled rows of the source domain, in the label space of ``y``
             (every label one of ``y``'s; for a regressor, as many outputs).
@@ -177,7 +179,9 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             are never scored: the candidates are scored on ``(X, y)`` only,
             which are then the target's rows. Pass them here rather than
             inside X when the untouched source network was trained on them:
-            scored, they would favour it.
+            scored, they would favour it. Being labelled in ``y``'s label
+            space, they count with X's rows as evidence for the head
+            decision (``head_choice_``).
 
         Returns
         -------
@@ -201,12 +205,12 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         # Every candidate sees the values the network reads: the linear
         # models too, so that X of any float dtype gives the same model.
         X = self._as_network_input(fit_input.X, input_dtype)
+        self._input_dtype = input_dtype
         n_target = X.shape[0]
         if source_data is not None:
             X, y, y_encoded, sample_weight = self._with_source_rows(
-                source_data, X, y, y_encoded, sample_weight, input_dtype
+                source_data, network, X, y, y_encoded, sample_weight
             )
-        self._input_dtype = input_dtype
         self._sample_shape = X.shape[1:]
         rng = check_random_state(self.random_state)
         cv_seed, network_seed = (int(s) for s in rng.randint(2**31 - 1, size=2))
@@ -225,7 +229,9 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         self.head_choice_reason_ = reason
         unlabeled, target_like, scoring_weights = None, None, None
         if unlabeled_data is not None:
-            unlabeled = self._unlabeled_rows(unlabeled_data, X, input_dtype)
+            unlabeled = UnlabeledData(
+                self._extra_rows(unlabeled_data.X, network, X, "UnlabeledData's X")
+            )
         if source_data is not None:
             # (X, y) are the target's rows: validate on them, unweighted.
             target_like = np.arange(n_target)
@@ -331,26 +337,40 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             self.best_estimator_ = self._refit(chosen_candidate, **refit)
         return self
 
-    def _with_source_rows(self, source_data, X, y, y_encoded, sample_weight, dtype):
+    def _with_source_rows(self, source_data, network, X, y, y_encoded, sample_weight):
         """The fit's rows followed by ``source_data``'s, validated alike."""
-        probe = torch.tensor(X[:1], dtype=dtype)
-        X_source = extra_inputs(source_data.X, probe, "SourceData's X")
+        X_source = self._extra_rows(source_data.X, network, X, "SourceData's X")
         y_source, y_source_encoded = self._encode_more_targets(
             source_data.y, X_source.shape[0], "SourceData's y"
         )
-        source_weight = check_sample_weight(source_data.sample_weight, X_source)
+        source_weight = check_sample_weight(
+            source_data.sample_weight, X_source, name="SourceData's sample_weight"
+        )
         return (
-            np.concatenate([X, self._as_network_input(X_source, dtype)]),
+            np.concatenate([X, X_source]),
             np.concatenate([y, y_source]),
             np.concatenate([y_encoded, y_source_encoded]),
             np.concatenate([sample_weight, source_weight]),
         )
 
-    def _unlabeled_rows(self, unlabeled_data, X, input_dtype):
-        """The unlabelled rows, validated as inputs of the network X feeds."""
-        probe = torch.tensor(X[:1], dtype=input_dtype)
-        X_unlabeled = extra_inputs(unlabeled_data.X, probe, "UnlabeledData's X")
-        return UnlabeledData(self._as_network_input(X_unlabeled, input_dtype))
+    def _extra_rows(self, X_extra, network, X, name):
+        """Inputs besides X (source or unlabelled rows), validated as X was."""
+        columns = getattr(X_extra, "columns", None)
+        fitted_names = getattr(self, "feature_names_in_", None)
+        if (
+            columns is not None
+            and fitted_names is not None
+            and list(map(str, columns)) != list(fitted_names)
+        ):
+            raise ValueError(
+                f"{name} has the columns {list(columns)}, but X had "
+                f"{list(fitted_names)}; both must name the same features in "
+                "the same order."
+            )
+        probe = torch.tensor(X[:1], dtype=self._input_dtype)
+        X_extra = extra_inputs(X_extra, probe, name)
+        check_input_values(X_extra, network, name=name)
+        return self._as_network_input(X_extra, self._input_dtype)
 
     # --- the portfolio ---------------------------------------------------------
 
@@ -897,7 +917,8 @@ best_strategy_ : str
     head_choice_reason_ : str
     importance_weights_ : ndarray of shape (n_samples,) or None
         The weights of the training rows' cross-validation scores, toward
-        ``unlabeled_data`` (mean 1); None when ``fit`` got none.
+        ``unlabeled_data`` (mean 1); None when ``fit`` got none, or got
+        ``source_data`` (X's rows are then the target's, scored unweighted).
     n_splits_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of str"""

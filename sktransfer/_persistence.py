@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from . import (
@@ -70,6 +71,7 @@ _ESTIMATORS = {
     )
     for name in module.__all__
     if isinstance(getattr(module, name), type)
+    and issubclass(getattr(module, name), BaseEstimator)
 }
 
 __all__ = ["load_fitted", "save_fitted"]

@@ -36,6 +36,7 @@ from ._weight_interpolation import interpolate_weights, snapshot_weights
 __all__ = [
     "FAMILIES",
     "NETWORK_FAMILIES",
+    "PROBABILITY_FLOOR",
     "AveragedClassifier",
     "AveragedRegressor",
     "CachedRows",
@@ -364,9 +365,19 @@ def score_average(predictions, data, test, scorer, temperatures=None):
     return _score(scorer, model, rows, data.y[test], data.scoring_weights, test)
 
 
+# Probabilities are floored here before their logarithm, as scikit-learn's
+# log_loss clips them: a network's float32 softmax gives exact zeros, and a
+# model fitted on a split without some class gives that class 0. One such
+# row, unfloored, costs 708 / T and would push its member's temperature to
+# the bound.
+PROBABILITY_FLOOR = 1e-7
+# Temperatures are searched in [e^-3, e^3].
+_LOG_TEMPERATURE_BOUND = 3.0
+
+
 def tempered(probabilities, temperature):
     """``softmax(log(p) / T)``: probabilities made less (T > 1) or more confident."""
-    log_probabilities = np.log(np.clip(probabilities, np.finfo(np.float64).tiny, None))
+    log_probabilities = np.log(np.clip(probabilities, PROBABILITY_FLOOR, None))
     return softmax(log_probabilities / temperature, axis=1)
 
 
@@ -375,10 +386,10 @@ def calibrating_temperature(probabilities, codes, sample_weight=None):
 
     Temperature scaling (Guo et al., 2017): the ``T`` minimising the
     (weighted) log-loss of ``softmax(log(p) / T)`` against the class codes,
-    searched in [e^-3, e^3]. Averaging models of different confidence (an
-    overconfident network and a cautious linear model) lets the confident
-    one decide every row; tempered first, each counts for what its
-    probabilities are worth.
+    searched in [e^-3, e^3]; 1 when the log-loss does not depend on it.
+    Averaging models of different confidence (an overconfident network and
+    a cautious linear model) lets the confident one decide every row;
+    tempered first, each counts for what its probabilities are worth.
 
     Parameters
     ----------
@@ -393,16 +404,21 @@ def calibrating_temperature(probabilities, codes, sample_weight=None):
     -------
     temperature : float
     """
-    log_probabilities = np.log(np.clip(probabilities, np.finfo(np.float64).tiny, None))
+    log_probabilities = np.log(np.clip(probabilities, PROBABILITY_FLOOR, None))
     rows = np.arange(len(codes))
 
     def log_loss(log_temperature):
-        tempered_log = log_softmax(
-            log_probabilities / math.exp(log_temperature), axis=1
-        )
+        temperature = math.exp(log_temperature)
+        tempered_log = log_softmax(log_probabilities / temperature, axis=1)
         return -np.average(tempered_log[rows, codes], weights=sample_weight)
 
-    found = minimize_scalar(log_loss, bounds=(-3.0, 3.0), method="bounded")
+    found = minimize_scalar(
+        log_loss,
+        bounds=(-_LOG_TEMPERATURE_BOUND, _LOG_TEMPERATURE_BOUND),
+        method="bounded",
+    )
+    if not log_loss(0.0) - found.fun > 1e-12:
+        return 1.0
     return float(math.exp(found.x))
 
 
@@ -412,7 +428,8 @@ class AveragedClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     estimators : list of fitted classifiers
-        With the same ``classes_``, in the same order.
+        With the same ``classes_``, in the same order. The average is used
+        as it is: it has no ``fit``.
     temperatures : list of float or None, default=None
         Each classifier's probabilities are tempered, ``softmax(log(p) /
         T)``, before the average; None averages them as they are.
@@ -421,6 +438,11 @@ class AveragedClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, estimators, temperatures=None):
         self.estimators = estimators
         self.temperatures = temperatures
+
+    def __sklearn_is_fitted__(self):
+        # Made of fitted members, never fitted itself (AutoTransfer refits
+        # them): cloned, it has nothing to fit.
+        return True
 
     @property
     def classes_(self):
@@ -449,6 +471,9 @@ class AveragedRegressor(RegressorMixin, BaseEstimator):
 
     def __init__(self, estimators):
         self.estimators = estimators
+
+    def __sklearn_is_fitted__(self):
+        return True
 
     def predict(self, X):
         predictions = [

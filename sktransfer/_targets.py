@@ -47,7 +47,13 @@ class ClassifierTargetsMixin:
 
     def _encode_more_targets(self, y, n_rows, name):
         """``(labels, codes)`` of further labels, each one of ``classes_``."""
-        y = _one_per_row(y, n_rows, name, ndims=(1,))
+        y = _one_per_row(y, n_rows, name)
+        if y.ndim == 2 and y.shape[1] == 1:  # a column, as y may be
+            y = y.ravel()
+        if y.ndim != 1:
+            raise ValueError(
+                f"{name} must hold one label per row; got shape {y.shape}."
+            )
         known = np.isin(y, self.classes_)
         if not known.all():
             unknown = np.unique(y[~known]).tolist()
@@ -127,12 +133,14 @@ class RegressorTargetsMixin:
         """``(values, encoded)`` of further targets, with as many outputs."""
         check_numeric_targets(self, y)
         y = _one_per_row(y, n_rows, name, dtype="numeric")
-        if y.ndim != self._y_ndim or (y.ndim == 2 and y.shape[1] != self.n_outputs_):
+        columns = y.reshape(n_rows, -1)
+        if columns.shape[1] != self.n_outputs_:
             raise ValueError(
                 f"{name} has shape {y.shape}, but y had {self.n_outputs_} "
-                f"output(s) (ndim {self._y_ndim}); they must match."
+                "output(s); they must match."
             )
-        return y.astype(np.float64), y.reshape(n_rows, -1).astype(np.float32)
+        values = columns.ravel() if self._y_ndim == 1 else columns
+        return values.astype(np.float64), columns.astype(np.float32)
 
     def _n_outputs(self):
         return self.n_outputs_
@@ -163,11 +171,11 @@ class RegressorTargetsMixin:
         return outputs.ravel() if self._y_ndim == 1 else outputs
 
 
-def _one_per_row(y, n_rows, name, dtype=None, ndims=(1, 2)):
+def _one_per_row(y, n_rows, name, dtype=None):
     y = check_array(
         y, ensure_2d=False, dtype=dtype, ensure_all_finite=True, input_name=name
     )
-    if y.ndim not in ndims or y.shape[0] != n_rows:
+    if y.ndim not in (1, 2) or y.shape[0] != n_rows:
         raise ValueError(
             f"{name} must hold one target per row of its X ({n_rows}); got "
             f"shape {y.shape}."

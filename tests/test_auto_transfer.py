@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from _factories import TrainingRowsSpy
+from _factories import EmbeddingSource, TrainingRowsSpy
 from sklearn.base import clone
 from sklearn.datasets import load_iris, make_regression
 from sklearn.exceptions import FitFailedWarning
@@ -402,6 +402,49 @@ def test_the_calibrating_temperature_tempers_over_and_underconfidence(
     )
 
 
+def test_a_probability_of_zero_does_not_swamp_the_temperature():
+    # 199 rows right with 0.9, one with an exact 0 for its class (a member
+    # fitted on a split without it): the temperature stays near the others'.
+    codes = np.zeros(200, dtype=int)
+    probabilities = np.tile([0.9, 0.05, 0.05], (200, 1))
+    probabilities[0] = [0.0, 0.5, 0.5]
+
+    assert calibrating_temperature(probabilities, codes) < 2.0
+    # Uniform probabilities: no temperature changes them.
+    assert calibrating_temperature(np.full((10, 3), 1 / 3), codes[:10]) == 1.0
+
+
+def test_each_split_is_scored_with_temperatures_fitted_without_its_rows(
+    monkeypatch,
+):
+    # Temperatures tuned on the rows that score the average would flatter
+    # it: split k's come from the other splits, less split k's test rows.
+    seen = []
+    monkeypatch.setattr(
+        "sktransfer._choice.calibrating_temperature",
+        lambda probabilities, codes, sample_weight=None: seen.append(len(codes)) or 1.0,
+    )
+    candidates = [Candidate("linear", safety=(1,)), Candidate("scratch", safety=(7,))]
+    scores = np.array([[0.9, 0.8, 0.9], [0.8, 0.9, 0.8]])
+    tests = [np.arange(0, 4), np.arange(4, 8), np.arange(0, 4)]
+    splits = [(np.setdiff1d(np.arange(8), test), test) for test in tests]
+    predictions = [[np.full((4, 2), 0.5)] * 3] * 2
+    data = SimpleNamespace(
+        classes=np.array([0, 1]), scoring_weights=None, y=np.zeros(8, dtype=int)
+    )
+    monkeypatch.setattr("sktransfer._choice.within_noise", lambda *args: True)
+    monkeypatch.setattr("sktransfer._choice.score_average", lambda *a, **k: 0.0)
+
+    average_within_noise(
+        candidates, scores, np.ones_like(scores), predictions, (data, splits, None), 0
+    )
+
+    # Both members' refit temperatures from all 12 predictions; then, per
+    # split and member: split 0 (rows 0-3, repeated by split 2) keeps split
+    # 1's 4 rows; split 1 (rows 4-7) keeps splits 0 and 2; split 2 as split 0.
+    assert seen == [12, 12, 4, 4, 8, 8, 4, 4]
+
+
 class _FixedProbabilities:
     classes_ = np.array(["a", "b"])
 
@@ -665,6 +708,12 @@ def test_source_data_rows_train_every_split_and_the_refit(iris_source, monkeypat
             ValueError,
             r"needs numeric targets",
         ),
+        (
+            AutoTransferClassifier,
+            SourceData(X_IRIS, Y_IRIS, sample_weight=np.ones(10)),
+            ValueError,
+            r"SourceData's sample_weight",
+        ),
     ],
     ids=[
         "not wrapped",
@@ -674,6 +723,7 @@ def test_source_data_rows_train_every_split_and_the_refit(iris_source, monkeypat
         "NaN",
         "other outputs",
         "text targets",
+        "weights of another length",
     ],
 )
 def test_bad_source_data_is_refused_naming_it(estimator, source_data, error, message):
@@ -684,6 +734,39 @@ def test_bad_source_data_is_refused_naming_it(estimator, source_data, error, mes
         estimator(source, strategies=["linear"], **QUICK).fit(
             X_IRIS, y, source_data=source_data
         )
+
+
+def test_source_ids_a_token_network_cannot_read_are_refused_naming_them():
+    ids = np.random.default_rng(0).integers(0, 10, size=(30, 5))
+    y = np.arange(30) % 3
+    auto = AutoTransferClassifier(EmbeddingSource(), strategies=["fine_tune"], **QUICK)
+
+    with pytest.raises(ValueError, match="SourceData's X"):
+        auto.fit(ids, y, source_data=SourceData(ids + 20, y))
+
+
+def test_source_columns_must_name_the_features_of_x():
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(X_IRIS, columns=list("abcd"))
+    source = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    auto = AutoTransferClassifier(source, strategies=["linear"], **QUICK)
+
+    with pytest.raises(ValueError, match=r"SourceData's X has the columns \['d'"):
+        auto.fit(X, Y_IRIS, source_data=SourceData(X[list("dcba")], Y_IRIS))
+    assert auto.fit(X, Y_IRIS, source_data=SourceData(X, Y_IRIS)).n_features_in_ == 4
+
+
+def test_source_targets_may_be_shaped_as_y_may():
+    source = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    classifier = AutoTransferClassifier(source, strategies=["linear"], **QUICK)
+    # A column of labels, and values of one output given 1-D against a
+    # column y (or the other way round).
+    classifier.fit(X_IRIS, Y_IRIS, source_data=SourceData(X_IRIS, Y_IRIS[:, None]))
+    regressor = AutoTransferRegressor(source, strategies=["linear"], **QUICK)
+    column = X_IRIS[:, :1]
+    regressor.fit(X_IRIS, column, source_data=SourceData(X_IRIS, column.ravel()))
+    regressor.fit(X_IRIS, column.ravel(), source_data=SourceData(X_IRIS, column))
+    assert regressor.predict(X_IRIS).shape == (150,)
 
 
 def test_a_cv_of_the_users_own_splits_every_row_and_weights_the_scores(

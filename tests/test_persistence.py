@@ -288,6 +288,7 @@ def test_a_file_can_name_only_estimator_classes():
     assert all(isinstance(value, type) for value in _ESTIMATORS.values())
     assert "FineTunedClassifier" in _ESTIMATORS
     assert "check_source_data" not in _ESTIMATORS
+    assert "SourceData" not in _ESTIMATORS
 
 
 def test_loading_leaves_the_source_and_torchs_random_state_unchanged(tmp_path):
