@@ -77,7 +77,6 @@ from ._targets import ClassifierTargetsMixin, RegressorTargetsMixin
 from ._training_checks import check_device
 from ._unlabeled import UnlabeledData, check_wrapped, extra_inputs
 from ._validation import (
-    check_input_values,
     check_object_values,
     check_representable,
     check_sample_weight,
@@ -368,8 +367,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
                 "the same order."
             )
         probe = torch.tensor(X[:1], dtype=self._input_dtype)
-        X_extra = extra_inputs(X_extra, probe, name)
-        check_input_values(X_extra, network, name=name)
+        X_extra = extra_inputs(X_extra, probe, name, network)
         return self._as_network_input(X_extra, self._input_dtype)
 
     # --- the portfolio ---------------------------------------------------------

@@ -105,7 +105,9 @@ class _DomainAdaptation(FineTuning):
         plan, decision = self._fine_tuning_plan(source_network, probe, rows)
         if rows is None or unlabeled_data is None:
             return plan
-        unlabeled = unlabeled_dataset(unlabeled_data, probe, self.device)
+        unlabeled = unlabeled_dataset(
+            unlabeled_data, probe, self.device, source_network
+        )
         if self.lam == 0:
             return plan
         plan.terms = [(self.lam, self._adaptation_term())]

@@ -221,7 +221,7 @@ class _JointTraining(NetworkEstimator):
         if self.source_weight == 0 or rows is None:
             return plan
         dataset = self._source_dataset(
-            source_data, probe, n_source_outputs, source_head_name
+            source_data, probe, n_source_outputs, source_head_name, source_network
         )
         check_batch_norm_batches(
             module,
@@ -250,9 +250,11 @@ class _JointTraining(NetworkEstimator):
         plan.fitted["n_source_samples_"] = len(dataset)
         return plan
 
-    def _source_dataset(self, source_data, probe, n_source_outputs, head_name):
+    def _source_dataset(
+        self, source_data, probe, n_source_outputs, head_name, source_network
+    ):
         """The validated source data, as tensors on the training device."""
-        X_source = extra_inputs(source_data.X, probe, "SourceData's X")
+        X_source = extra_inputs(source_data.X, probe, "SourceData's X", source_network)
         y_source = np.asarray(source_data.y)
         if y_source.shape[0] != X_source.shape[0]:
             raise ValueError(

@@ -126,7 +126,9 @@ class _KnowledgeRegularized(FineTuning):
         plan.term_context = {
             "head_is_new": head_is_new,
             "task": self._task,
-            "unlabeled_data": unlabeled_dataset(unlabeled_data, probe, self.device),
+            "unlabeled_data": unlabeled_dataset(
+                unlabeled_data, probe, self.device, source_network
+            ),
         }
         return plan
 

@@ -5,7 +5,11 @@ import torch
 from sklearn.utils import check_array
 
 from ._data import InMemoryDataset
-from ._validation import check_object_values, check_representable
+from ._validation import (
+    check_input_values,
+    check_object_values,
+    check_representable,
+)
 
 __all__ = ["UnlabeledData", "check_wrapped", "extra_inputs", "unlabeled_dataset"]
 
@@ -46,12 +50,13 @@ class UnlabeledData:
         return f"UnlabeledData(X: {np.shape(self.X)})"
 
 
-def extra_inputs(X, probe, name):
+def extra_inputs(X, probe, name, network=None):
     """Validate a second set of inputs for the network that reads ``probe``.
 
     ``X`` (source or unlabelled target inputs) feeds the same network as the
     fit's X: finite, representable in the network's dtype, of the same sample
-    shape. Returns a C-contiguous array.
+    shape; with ``network`` (one that reads token ids), ids it can look up.
+    Returns a C-contiguous array.
     """
     integer_input = not probe.is_floating_point()
     check_object_values(X, name=name)
@@ -69,6 +74,8 @@ def extra_inputs(X, probe, name):
             f"{name} has samples of shape {X.shape[1:]}, the X given to fit of "
             f"shape {tuple(probe.shape[1:])}; both feed the same network."
         )
+    if integer_input and network is not None:
+        check_input_values(X, network, name=name)
     return np.ascontiguousarray(X)
 
 
@@ -83,7 +90,7 @@ def check_wrapped(unlabeled_data):
         )
 
 
-def unlabeled_dataset(unlabeled_data, probe, device):
+def unlabeled_dataset(unlabeled_data, probe, device, network=None):
     """The validated unlabelled inputs on ``device``, or None.
 
     An :class:`~sktransfer._data.InMemoryDataset` whose targets are
@@ -93,7 +100,7 @@ def unlabeled_dataset(unlabeled_data, probe, device):
     if unlabeled_data is None:
         return None
     check_wrapped(unlabeled_data)
-    X = extra_inputs(unlabeled_data.X, probe, "UnlabeledData's X")
+    X = extra_inputs(unlabeled_data.X, probe, "UnlabeledData's X", network)
     return InMemoryDataset(
         torch.tensor(X, dtype=probe.dtype, device=device),
         torch.arange(X.shape[0], device=device),

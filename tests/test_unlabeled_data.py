@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sklearn
 import torch
-from _factories import TrainingRowsSpy
+from _factories import EmbeddingSource, TrainingRowsSpy
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -22,6 +22,8 @@ from sktransfer import (
     AutoTransferClassifier,
     DistilledClassifier,
     DistilledRegressor,
+    DomainAdaptationClassifier,
+    JointTrainingClassifier,
     KnowledgeRegularizedClassifier,
     SourceData,
     UnlabeledData,
@@ -254,3 +256,34 @@ def test_the_regressor_student_distils_on_unlabelled_inputs_too():
         return np.mean((model.predict(X_UNLABELLED) - expected) ** 2)
 
     assert error(with_unlabelled) < 0.5 * error(without)
+
+
+@pytest.mark.parametrize(
+    ("make", "fit_params"),
+    [
+        (
+            lambda: DomainAdaptationClassifier(EmbeddingSource(), **FAST),
+            lambda ids, y: {"unlabeled_data": UnlabeledData(ids + 20)},
+        ),
+        (
+            lambda: KnowledgeRegularizedClassifier(EmbeddingSource(), **FAST),
+            lambda ids, y: {"unlabeled_data": UnlabeledData(ids + 20)},
+        ),
+        (
+            lambda: JointTrainingClassifier(EmbeddingSource(), **FAST),
+            lambda ids, y: {"source_data": SourceData(ids + 20, y)},
+        ),
+    ],
+    ids=["domain adaptation", "knowledge term", "joint training"],
+)
+def test_extra_ids_a_token_network_cannot_read_are_refused_naming_them(
+    make, fit_params
+):
+    # Without the check, torch's "index out of range in self" names nothing.
+    ids = np.random.default_rng(0).integers(0, 10, size=(30, 5))
+    y = np.arange(30) % 3
+    params = fit_params(ids, y)
+    name = "UnlabeledData's X" if "unlabeled_data" in params else "SourceData's X"
+
+    with pytest.raises(ValueError, match=rf"{name} .*integer ids from 0 to 9"):
+        make().fit(ids, y, **params)
