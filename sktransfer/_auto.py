@@ -82,7 +82,7 @@ from ._validation import (
     check_sample_weight,
     positive_strides,
 )
-from .adaptation._terms import ADAPTATION_METHODS
+from .adaptation._terms import ADAPTATION_METHODS, CLASS_PROBABILITY_METHODS
 from .model_selection._compare import (
     NegativeTransferWarning,
     corrected_paired_ttest,
@@ -400,7 +400,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         allowed = [
             name
             for name in ADAPTATION_METHODS
-            if self._task == "classification" or name not in ("mcc", "entropy")
+            if self._task == "classification" or name not in CLASS_PROBABILITY_METHODS
         ]
         methods = list(self.adaptation_methods)
         if not methods or any(

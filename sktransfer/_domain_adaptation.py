@@ -21,7 +21,7 @@ from ._fine_tuning import FineTuning
 from ._source_classes import SourceClassesMixin
 from ._targets import ClassifierTargetsMixin, RegressorTargetsMixin
 from ._unlabeled import unlabeled_dataset
-from .adaptation._terms import ADAPTATION_METHODS
+from .adaptation._terms import ADAPTATION_METHODS, CLASS_PROBABILITY_METHODS
 
 __all__ = ["DomainAdaptationClassifier", "DomainAdaptationRegressor"]
 
@@ -123,7 +123,10 @@ class _DomainAdaptation(FineTuning):
 
     def _adaptation_term(self):
         if isinstance(self.method, str):
-            if self.method in ("mcc", "entropy") and self._task != "classification":
+            if (
+                self.method in CLASS_PROBABILITY_METHODS
+                and self._task != "classification"
+            ):
                 raise ValueError(
                     f"method={self.method!r} works on class probabilities, which a "
                     "regressor does not predict; use 'coral', 'mmd' or 'dann'."

@@ -22,6 +22,7 @@ from ..knowledge import KnowledgeTerm
 
 __all__ = [
     "ADAPTATION_METHODS",
+    "CLASS_PROBABILITY_METHODS",
     "CORAL",
     "MMD",
     "DomainAdversarial",
@@ -579,3 +580,5 @@ ADAPTATION_METHODS = {
     "mcc": MinimumClassConfusion,
     "entropy": EntropyMinimization,
 }
+# The methods that work on class probabilities: classifiers only.
+CLASS_PROBABILITY_METHODS = ("mcc", "entropy")
