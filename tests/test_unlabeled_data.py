@@ -136,6 +136,18 @@ def test_bad_unlabelled_data_is_refused_naming_it(
         make().fit(X, Y, unlabeled_data=unlabeled_data)
 
 
+def _routed_cross_val_score(estimator, **params):
+    """3-fold ``cross_val_score`` of ``estimator`` in a Pipeline, ``params`` routed."""
+    with sklearn.config_context(enable_metadata_routing=True):
+        return cross_val_score(
+            make_pipeline(FunctionTransformer(), estimator),
+            X,
+            Y,
+            cv=3,
+            params=params,
+        )
+
+
 def test_auto_transfer_gets_the_unlabelled_rows_through_cross_validation():
     auto = AutoTransferClassifier(
         _source(),
@@ -145,14 +157,7 @@ def test_auto_transfer_gets_the_unlabelled_rows_through_cross_validation():
         cv=2,
         random_state=0,
     )
-    with sklearn.config_context(enable_metadata_routing=True):
-        scores = cross_val_score(
-            make_pipeline(FunctionTransformer(), auto),
-            X,
-            Y,
-            cv=3,
-            params={"unlabeled_data": UnlabeledData(X_UNLABELLED)},
-        )
+    scores = _routed_cross_val_score(auto, unlabeled_data=UnlabeledData(X_UNLABELLED))
 
     assert scores.shape == (3,)
     fitted = auto.fit(X, Y, unlabeled_data=UnlabeledData(X_UNLABELLED))
@@ -172,14 +177,7 @@ def test_auto_transfer_gets_source_data_whole_through_cross_validation(
         cv=2,
         random_state=0,
     )
-    with sklearn.config_context(enable_metadata_routing=True):
-        scores = cross_val_score(
-            make_pipeline(FunctionTransformer(), auto),
-            X,
-            Y,
-            cv=3,
-            params={"source_data": SourceData(X + 0.5, Y)},
-        )
+    scores = _routed_cross_val_score(auto, source_data=SourceData(X + 0.5, Y))
 
     assert scores.shape == (3,)
     # Each of the 3 fits: 40 rows of X split in 2 halves, with the 60 source
