@@ -21,6 +21,7 @@ from .adaptation._instances import (
 )
 
 __all__ = [
+    "IN_SAMPLE_NOTE",
     "VALIDATION_NOTES",
     "check_weighted_scoring",
     "target_likeness",
@@ -60,6 +61,13 @@ VALIDATION_NOTES = {
         "validation, an estimate)"
     ),
 }
+
+# Appended when the untouched source is near perfect on the rows scored as
+# stand-ins for the target: most likely its training rows.
+IN_SAMPLE_NOTE = (
+    "; the untouched source is near perfect on these rows (its training "
+    "rows?), so its score may be in-sample"
+)
 
 
 def check_weighted_scoring(scoring):

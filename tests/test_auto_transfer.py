@@ -3,6 +3,7 @@
 import copy
 import math
 import pickle
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -588,6 +589,35 @@ def test_unlabelled_rows_add_adaptation_candidates_and_weight_source_rows(
     assert "importance-weighted validation" in auto.strategy_choice_reason_
     for name, tensor in iris_source.state_dict().items():
         assert torch.equal(tensor, before[name]), name
+
+
+def test_a_source_perfect_on_its_scored_rows_is_reported_in_sample(iris_source):
+    # Only source-domain labels, and the source makes no error on them: as
+    # at k = 0 in practice, they may be its training rows. Its score then
+    # says nothing about the target; the user is told how to measure
+    # adaptation.
+    with torch.no_grad():
+        predicted = iris_source(torch.as_tensor(X_IRIS)).argmax(1).numpy()
+    learned = predicted == Y_IRIS
+    kwargs = {"strategies": ["source", "fine_tune"], **ADAPTING}
+    unlabeled = UnlabeledData(X_SHIFTED)
+
+    with pytest.warns(UserWarning, match="scores 1.000 .* that score is in-sample"):
+        auto = AutoTransferClassifier(iris_source, **kwargs).fit(
+            X_IRIS[learned], Y_IRIS[learned], unlabeled_data=unlabeled
+        )
+    assert np.all(auto.cv_results_["split0_test_score"][0] == 1.0)
+    assert "its score may be in-sample" in auto.strategy_choice_reason_
+
+    # Rows it gets wrong, one in five: no such claim.
+    y_other = np.where(np.arange(150) % 5 == 0, (predicted + 1) % 3, predicted)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        auto = AutoTransferClassifier(iris_source, **kwargs).fit(
+            X_IRIS, y_other, unlabeled_data=unlabeled
+        )
+    assert not [w for w in caught if "in-sample" in str(w.message)]
+    assert "in-sample" not in auto.strategy_choice_reason_
 
 
 def test_labelled_target_rows_are_the_validation_rows(iris_source):
