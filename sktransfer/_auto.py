@@ -293,30 +293,41 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
         scores, fit_times, errors, predictions = self._collect(
             runs, splits, tasks, outcomes
         )
-        chosen, best, reason = choose(candidates, scores, splits)
-        # The untouched source, chosen, is kept as it is: it trains nothing.
-        if "ensemble" in families and candidates[chosen].family != "source":
-            candidates, scores, fit_times, chosen, reason = average_within_noise(
-                candidates, scores, fit_times, predictions, (data, splits, scorer), best
-            )
-        reason += VALIDATION_NOTES[validation]
+        # Only source-domain labels (importance-weighted scores): the
+        # untouched source may have learned the very rows it is scored on.
         in_sample = (
             None
             if scoring_weights is None
             else self._near_perfect_source(candidates, scores)
         )
+        chosen, best, reason = choose(
+            candidates, scores, splits, source_in_sample=in_sample is not None
+        )
+        # The untouched source, chosen, is kept as it is: it trains nothing.
+        if "ensemble" in families and candidates[chosen].family != "source":
+            candidates, scores, fit_times, chosen, reason = average_within_noise(
+                candidates,
+                scores,
+                fit_times,
+                predictions,
+                (data, splits, scorer),
+                best,
+                reason,
+                excluded=self._source_rows(candidates) if in_sample else (),
+            )
+        reason += VALIDATION_NOTES[validation]
         if in_sample is not None:
             reason += IN_SAMPLE_NOTE
             warnings.warn(
                 f"The untouched source network scores {in_sample:.3f} on the "
                 "labelled rows, scored as stand-ins for the target domain "
-                "(weighted toward unlabeled_data). If they are its training "
-                "rows, that score is in-sample: it says nothing about the "
-                "target domain, and the candidates that train cannot be "
-                f"compared with it (chosen: {candidates[chosen].name!r}). To "
-                "measure adaptation, pass labelled target rows, even a few, as "
-                "X and the source rows as source_data=SourceData(X_source, "
-                "y_source).",
+                "(weighted toward unlabeled_data): most likely its training "
+                "rows. Its score is then in-sample and says nothing about the "
+                "target domain; the best candidate that trains was preferred "
+                "if within one standard error of it (chosen: "
+                f"{candidates[chosen].name!r}). To measure what adaptation "
+                "gives, pass labelled target rows, even a few, as X and the "
+                "source rows as source_data=SourceData(X_source, y_source).",
                 UserWarning,
                 stacklevel=3,
             )
@@ -705,6 +716,10 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             n_test,
             warn=False,
         )
+
+    @staticmethod
+    def _source_rows(candidates):
+        return tuple(i for i, c in enumerate(candidates) if c.family == "source")
 
     def _near_perfect_source(self, candidates, scores):
         """The untouched source's mean accuracy when it is near perfect, else None.

@@ -66,7 +66,7 @@ VALIDATION_NOTES = {
 # stand-ins for the target: most likely its training rows.
 IN_SAMPLE_NOTE = (
     "; the untouched source is near perfect on these rows (its training "
-    "rows?), so its score may be in-sample"
+    "rows, most likely), so its score is taken as in-sample"
 )
 
 

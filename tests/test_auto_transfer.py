@@ -27,7 +27,7 @@ from sktransfer import (
     TrainingDivergedError,
     UnlabeledData,
 )
-from sktransfer._choice import average_within_noise
+from sktransfer._choice import average_within_noise, choose
 from sktransfer._portfolio import (
     FAMILIES,
     AveragedClassifier,
@@ -347,7 +347,7 @@ def test_without_the_ensemble_strategy_nothing_is_averaged(iris_source, monkeypa
     assert not any(name.startswith("ensemble") for name in auto.cv_results_["strategy"])
 
 
-def _the_best(candidates, scores, splits):
+def _the_best(candidates, scores, splits, source_in_sample=False):
     best = int(np.argmax(scores.mean(axis=1)))
     return best, best, "test"
 
@@ -373,6 +373,7 @@ def test_an_average_is_chosen_only_when_it_scores_higher(gain, chosen, monkeypat
         [[None] * 4, [None] * 4],
         (SimpleNamespace(classes=None, scoring_weights=None), splits, None),
         best=0,
+        reason="best mean score (0.900)",
     )
 
     assert [row.name for row in rows] == [
@@ -436,8 +437,9 @@ def test_each_split_is_scored_with_temperatures_fitted_without_its_rows(
     monkeypatch.setattr("sktransfer._choice.within_noise", lambda *args: True)
     monkeypatch.setattr("sktransfer._choice.score_average", lambda *a, **k: 0.0)
 
+    evaluation = (data, splits, None)
     average_within_noise(
-        candidates, scores, np.ones_like(scores), predictions, (data, splits, None), 0
+        candidates, scores, np.ones_like(scores), predictions, evaluation, 0, "best"
     )
 
     # Both members' refit temperatures from all 12 predictions; then, per
@@ -591,25 +593,34 @@ def test_unlabelled_rows_add_adaptation_candidates_and_weight_source_rows(
         assert torch.equal(tensor, before[name]), name
 
 
-def test_a_source_perfect_on_its_scored_rows_is_reported_in_sample(iris_source):
+def test_a_source_perfect_on_its_scored_rows_is_not_ranked_by_that_score(
+    iris_source,
+):
     # Only source-domain labels, and the source makes no error on them: as
-    # at k = 0 in practice, they may be its training rows. Its score then
-    # says nothing about the target; the user is told how to measure
-    # adaptation.
+    # at k = 0 in practice, they are most likely its training rows, so its
+    # score is in-sample. The best candidate that trains is chosen when it
+    # comes within one standard error of it, and the user is told why.
     with torch.no_grad():
         predicted = iris_source(torch.as_tensor(X_IRIS)).argmax(1).numpy()
     learned = predicted == Y_IRIS
-    kwargs = {"strategies": ["source", "fine_tune"], **ADAPTING}
+    kwargs = {"strategies": ["source", "fine_tune", "ensemble"], **ADAPTING}
     unlabeled = UnlabeledData(X_SHIFTED)
 
-    with pytest.warns(UserWarning, match="scores 1.000 .* that score is in-sample"):
+    with pytest.warns(UserWarning, match="scores 1.000 .* its training rows"):
         auto = AutoTransferClassifier(iris_source, **kwargs).fit(
             X_IRIS[learned], Y_IRIS[learned], unlabeled_data=unlabeled
         )
-    assert np.all(auto.cv_results_["split0_test_score"][0] == 1.0)
-    assert "its score may be in-sample" in auto.strategy_choice_reason_
+    scores = auto.cv_results_["mean_test_score"]
+    assert list(auto.cv_results_["strategy"])[:2] == ["source", "fine_tune"]
+    assert scores[0] == 1.0
+    assert scores[1] < 1.0
+    assert auto.best_strategy_ == "fine_tune"
+    assert "within one standard error of the untouched source's in-sample" in (
+        auto.strategy_choice_reason_
+    )
+    assert "its score is taken as in-sample" in auto.strategy_choice_reason_
 
-    # Rows it gets wrong, one in five: no such claim.
+    # Rows it gets wrong, one in five: its score is evidence again.
     y_other = np.where(np.arange(150) % 5 == 0, (predicted + 1) % 3, predicted)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -618,6 +629,26 @@ def test_a_source_perfect_on_its_scored_rows_is_reported_in_sample(iris_source):
         )
     assert not [w for w in caught if "in-sample" in str(w.message)]
     assert "in-sample" not in auto.strategy_choice_reason_
+
+
+def test_an_in_sample_source_stays_when_no_trained_candidate_comes_close():
+    source, fine_tune, scratch = (
+        Candidate("source", safety=(0,)),
+        Candidate("fine_tune", safety=(1,)),
+        Candidate("scratch", safety=(2,)),
+    )
+    splits = [(np.arange(20), np.arange(20, 30))] * 5
+    close = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
+    scores = np.array([close, close - [0, 0, 0.1, 0, 0], close - 0.3])
+    chosen, best, reason = choose([source, fine_tune, scratch], scores, splits, True)
+    assert (chosen, best) == (1, 1)
+
+    scores = np.array([close, close - 0.2, close - 0.3])
+    chosen, best, reason = choose([source, fine_tune, scratch], scores, splits, True)
+    assert (chosen, best) == (0, 0)
+    assert "more than one standard error above" in reason
+    # Scored as evidence, the source would be the best either way.
+    assert choose([source, fine_tune, scratch], scores, splits)[0] == 0
 
 
 def test_labelled_target_rows_are_the_validation_rows(iris_source):
