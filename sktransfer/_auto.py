@@ -33,7 +33,7 @@ from sklearn.utils.validation import (
 )
 
 from ._base import SourceModuleMixin, rolled_back_on_failure
-from ._choice import average_within_noise, choose
+from ._choice import NEAR_PERFECT, average_within_noise, choose
 from ._core import validate_array_input
 from ._docstrings import SOURCE, Substitution
 from ._domain_adaptation import (
@@ -99,10 +99,6 @@ __all__ = ["AutoTransferClassifier", "AutoTransferRegressor"]
 # K-fold), so that small test folds still average to a usable estimate.
 _MIN_SPLITS = 10
 _MAX_FOLDS = 5
-# An untouched source this accurate on source-domain rows has most likely
-# learned them: at k = 0 on the benchmark tasks it scored 0.998 (MNIST-1D) and
-# 1.000 (digits) on its training rows, the candidates that train 0.92-0.999.
-NEAR_PERFECT = 0.99
 
 
 class _FitData:
@@ -324,7 +320,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
                 "(weighted toward unlabeled_data): most likely its training "
                 "rows. Its score is then in-sample and says nothing about the "
                 "target domain; the best candidate that trains was preferred "
-                "if within one standard error of it (chosen: "
+                f"if it scores {NEAR_PERFECT} or more out of fold too (chosen: "
                 f"{candidates[chosen].name!r}). To measure what adaptation "
                 "gives, pass labelled target rows, even a few, as X and the "
                 "source rows as source_data=SourceData(X_source, y_source).",
