@@ -3,7 +3,8 @@
 The best mean score wins, unless the untouched source is within one standard
 error of it (it trains nothing: the safe choice within noise); when others
 are within noise of the best, their calibrated average is chosen if it
-scores higher than the best alone.
+scores higher than the best alone. A source scored on rows it learned
+(near perfect, no target label) is not ranked by that in-sample score.
 """
 
 import math
