@@ -182,7 +182,7 @@ def choose(candidates, scores, splits, source_in_sample=False):
     usable = [i for i in range(len(candidates)) if not np.isnan(scores[i]).any()]
     means = {i: float(scores[i].mean()) for i in usable}
     if source_in_sample:
-        return _past_in_sample_source(candidates, scores, splits, usable, means)
+        return _past_in_sample_source(candidates, usable, means)
     best = max(usable, key=lambda i: (means[i], [-x for x in candidates[i].safety]))
     chosen = best
     for i in usable:
@@ -201,7 +201,7 @@ def choose(candidates, scores, splits, source_in_sample=False):
     return chosen, best, reason
 
 
-def _past_in_sample_source(candidates, scores, splits, usable, means):
+def _past_in_sample_source(candidates, usable, means):
     """The choice when the untouched source was scored on rows it learned.
 
     Its scores are then in-sample, optimistic by an unknown amount: no
@@ -212,8 +212,9 @@ def _past_in_sample_source(candidates, scores, splits, usable, means):
     source's score as in-sample: it kept what the source knew on these
     rows); the untouched source stays otherwise. On the adaptation
     benchmark's two classification tasks at k = 0 (no target label; the
-    source scores 0.997 to 1.000 on its training rows) this chooses
-    fine-tuning, about 0.016 of target accuracy above the source.
+    source scores 0.997 to 1.000 on its training rows) this chose
+    fine-tuning in every seed: target accuracy 0.574 against the source's
+    0.557 (MNIST-1D), 0.621 against 0.622 (digits), 5 seeds.
     """
     source = next(i for i in usable if candidates[i].family == "source")
     trained = [i for i in usable if candidates[i].family != "source"]
