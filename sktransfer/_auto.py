@@ -33,7 +33,7 @@ from sklearn.utils.validation import (
 )
 
 from ._base import SourceModuleMixin, rolled_back_on_failure
-from ._choice import NEAR_PERFECT, average_within_noise, choose
+from ._choice import NEAR_PERFECT, average_within_noise, choose, in_sample_source
 from ._core import validate_array_input
 from ._docstrings import SOURCE, Substitution
 from ._domain_adaptation import (
@@ -290,14 +290,17 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             runs, splits, tasks, outcomes
         )
         # Only source-domain labels (importance-weighted scores): the
-        # untouched source may have learned the very rows it is scored on.
-        in_sample = (
-            None
-            if scoring_weights is None
-            else self._near_perfect_source(candidates, scores)
-        )
+        # untouched source may have learned the very rows it is scored on,
+        # which near-perfect accuracy (the default scoring) gives away.
+        in_sample = None
+        if (
+            scoring_weights is not None
+            and self._task == "classification"
+            and self.scoring is None
+        ):
+            in_sample = in_sample_source(candidates, scores)
         chosen, best, reason = choose(
-            candidates, scores, splits, source_in_sample=in_sample is not None
+            candidates, scores, splits, in_sample_row=in_sample
         )
         # The untouched source, chosen, is kept as it is: it trains nothing.
         if "ensemble" in families and candidates[chosen].family != "source":
@@ -309,15 +312,16 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
                 (data, splits, scorer),
                 best,
                 reason,
-                excluded=self._source_rows(candidates) if in_sample else (),
+                excluded=() if in_sample is None else (in_sample,),
             )
         reason += VALIDATION_NOTES[validation]
         if in_sample is not None:
             reason += IN_SAMPLE_NOTE
             warnings.warn(
-                f"The untouched source network scores {in_sample:.3f} on the "
-                "labelled rows, scored as stand-ins for the target domain "
-                "(weighted toward unlabeled_data): most likely its training "
+                "The untouched source network scores "
+                f"{scores[in_sample].mean():.3f} on the labelled rows, scored as "
+                "stand-ins for the target domain (weighted toward "
+                "unlabeled_data): most likely its training "
                 "rows. Its score is then in-sample and says nothing about the "
                 "target domain; the best candidate that trains was preferred "
                 f"if it scores {NEAR_PERFECT} or more out of fold too (chosen: "
@@ -712,25 +716,6 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             n_test,
             warn=False,
         )
-
-    @staticmethod
-    def _source_rows(candidates):
-        return tuple(i for i, c in enumerate(candidates) if c.family == "source")
-
-    def _near_perfect_source(self, candidates, scores):
-        """The untouched source's mean accuracy when it is near perfect, else None.
-
-        Only for a classifier's default scoring (accuracy): at least
-        :data:`NEAR_PERFECT` on rows scored as stand-ins for the target is
-        what a network scores on the rows it learned.
-        """
-        if self._task != "classification" or self.scoring is not None:
-            return None
-        for i, candidate in enumerate(candidates):
-            if candidate.family == "source" and not np.isnan(scores[i]).any():
-                mean = float(scores[i].mean())
-                return mean if mean >= NEAR_PERFECT else None
-        return None
 
     def _warn_negative_transfer(self, candidates, scores, chosen, n_train, n_test):
         usable = [i for i in range(len(candidates)) if not np.isnan(scores[i]).any()]

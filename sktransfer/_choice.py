@@ -18,6 +18,7 @@ __all__ = [
     "NEAR_PERFECT",
     "average_within_noise",
     "choose",
+    "in_sample_source",
     "within_noise",
 ]
 
@@ -27,7 +28,7 @@ MAX_AVERAGED = 3
 # An untouched source this accurate on the rows scored as stand-ins for the
 # target has most likely learned them (its training rows: 0.997 to 1.000 at
 # k = 0 on the adaptation benchmark; the candidates that train 0.92 to
-# 0.999 out of fold); see choose's source_in_sample.
+# 0.999 out of fold); see in_sample_source.
 NEAR_PERFECT = 0.99
 
 
@@ -158,7 +159,21 @@ def within_noise(best_scores, scores, splits):
     return difference.mean() <= math.sqrt(spread * (1 / n_splits + n_test / n_train))
 
 
-def choose(candidates, scores, splits, source_in_sample=False):
+def in_sample_source(candidates, scores):
+    """The untouched source's row when it scores :data:`NEAR_PERFECT` or more.
+
+    For scores that are accuracies on rows scored as stand-ins for the
+    target, without a target label: that near perfect, the source has most
+    likely learned them, and its score is in-sample. None otherwise, or
+    without a usable source row.
+    """
+    for i, candidate in enumerate(candidates):
+        if candidate.family == "source" and not np.isnan(scores[i]).any():
+            return i if scores[i].mean() >= NEAR_PERFECT else None
+    return None
+
+
+def choose(candidates, scores, splits, in_sample_row=None):
     """The best candidate, or the untouched source when it is as good within noise.
 
     The best candidate has the highest mean score over the splits (ties go
@@ -173,16 +188,15 @@ def choose(candidates, scores, splits, source_in_sample=False):
     the best mean 0.008, and the best or its calibrated average with those
     within noise of it (:func:`average_within_noise`) 0.0046.
 
-    With ``source_in_sample``, the untouched source's scores are in-sample
-    (it learned the rows it was scored on, and scores :data:`NEAR_PERFECT`
-    or more) and cannot rank it; see :func:`_past_in_sample_source`.
-    Returns the chosen row, the best row (the one others are averaged with)
-    and the reason.
+    ``in_sample_row``, the row of an untouched source whose scores are
+    in-sample (see :func:`in_sample_source`), is not ranked by them; see
+    :func:`_past_in_sample_source`. Returns the chosen row, the best row
+    (the one others are averaged with) and the reason.
     """
     usable = [i for i in range(len(candidates)) if not np.isnan(scores[i]).any()]
     means = {i: float(scores[i].mean()) for i in usable}
-    if source_in_sample:
-        return _past_in_sample_source(candidates, usable, means)
+    if in_sample_row is not None:
+        return _past_in_sample_source(candidates, usable, means, in_sample_row)
     best = max(usable, key=lambda i: (means[i], [-x for x in candidates[i].safety]))
     chosen = best
     for i in usable:
@@ -201,7 +215,7 @@ def choose(candidates, scores, splits, source_in_sample=False):
     return chosen, best, reason
 
 
-def _past_in_sample_source(candidates, usable, means):
+def _past_in_sample_source(candidates, usable, means, source):
     """The choice when the untouched source was scored on rows it learned.
 
     Its scores are then in-sample, optimistic by an unknown amount: no
@@ -216,7 +230,6 @@ def _past_in_sample_source(candidates, usable, means):
     fine-tuning in every seed: target accuracy 0.574 against the source's
     0.557 (MNIST-1D), 0.621 against 0.622 (digits), 5 seeds.
     """
-    source = next(i for i in usable if candidates[i].family == "source")
     trained = [i for i in usable if candidates[i].family != "source"]
     if not trained:
         return source, source, f"the only usable candidate ({means[source]:.3f})"

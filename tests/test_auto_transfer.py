@@ -347,7 +347,7 @@ def test_without_the_ensemble_strategy_nothing_is_averaged(iris_source, monkeypa
     assert not any(name.startswith("ensemble") for name in auto.cv_results_["strategy"])
 
 
-def _the_best(candidates, scores, splits, source_in_sample=False):
+def _the_best(candidates, scores, splits, in_sample_row=None):
     best = int(np.argmax(scores.mean(axis=1)))
     return best, best, "test"
 
@@ -644,12 +644,12 @@ def test_an_in_sample_source_gives_way_only_to_a_near_perfect_trained_candidate(
     # in-sample one: scored as evidence, the source would stay.
     scores = np.array([perfect, perfect - 0.005, perfect - 0.3])
     assert choose(candidates, scores, splits)[0] == 0
-    chosen, best, reason = choose(candidates, scores, splits, True)
+    chosen, best, reason = choose(candidates, scores, splits, in_sample_row=0)
     assert (chosen, best) == (1, 1)
     assert "near perfect like the untouched source's in-sample" in reason
 
     scores = np.array([perfect, perfect - 0.02, perfect - 0.3])
-    chosen, best, reason = choose(candidates, scores, splits, True)
+    chosen, best, reason = choose(candidates, scores, splits, in_sample_row=0)
     assert (chosen, best) == (0, 0)
     assert "the best candidate that trains is not" in reason
 
