@@ -54,7 +54,8 @@ Contenders, all from the same pretrained weights and ``random_state=seed``:
   CORAL at λ 0.1 and 1, trained as many steps as the fine-tune), chosen by
   its default cross-validation: for k > 0 the k target rows are X and the
   source rows ``source_data`` (they train in every split, only the target
-  rows are scored); at k = 0, importance-weighted over the source rows
+  rows are scored, and the best mean wins: no preference for the untouched
+  source within noise); at k = 0, importance-weighted over the source rows
   (the source's own training rows: its in-sample score does not rank it).
   No hindsight, unlike "the best [A] row";
 - [K] skada 0.6 (``skada.deep``): DeepCoral, DAN, DANN and MCC at ``reg=1``,

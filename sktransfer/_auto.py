@@ -179,9 +179,10 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             are never scored: the candidates are scored on ``(X, y)`` only,
             which are then the target's rows. Pass them here rather than
             inside X when the untouched source network was trained on them:
-            scored, they would favour it. Being labelled in ``y``'s label
-            space, they count with X's rows as evidence for the head
-            decision (``head_choice_``).
+            scored, they would favour it. The untouched source is then not
+            preferred within noise: the best mean score wins. Being
+            labelled in ``y``'s label space, they count with X's rows as
+            evidence for the head decision (``head_choice_``).
 
         Returns
         -------
@@ -299,8 +300,14 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             and self.scoring is None
         ):
             in_sample = in_sample_source(candidates, scores)
+        # With SourceData every candidate that trains keeps training on the
+        # source's own rows: the untouched source is not the safer one.
         chosen, best, reason = choose(
-            candidates, scores, splits, in_sample_row=in_sample
+            candidates,
+            scores,
+            splits,
+            in_sample_row=in_sample,
+            prefer_source=validation != "source_data",
         )
         # The untouched source, chosen, is kept as it is: it trains nothing.
         if "ensemble" in families and candidates[chosen].family != "source":
@@ -862,7 +869,10 @@ The portfolio, each candidate cross-validated on the same splits of the
     untouched source is within one standard error of it (the mean of the
     per-split differences at most its standard error, with the variance
     corrected for overlapping training sets as in Nadeau and Bengio's test):
-    the source trains nothing, so within noise it is the safe choice.
+    the source trains nothing, so within noise it is the safe choice. Not
+    with ``source_data``: every candidate then trains on the source's own
+    rows and keeps what it learned from them, and the few target rows
+    scored rarely tell a real gain from noise, so the best mean wins.
     Otherwise, when other candidates are within one standard error of the
     best, the ``"ensemble"`` of the best and the (at most two) closest of
     them is scored too, each classifier's probabilities tempered first to

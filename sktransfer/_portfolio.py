@@ -52,8 +52,9 @@ __all__ = [
 ]
 
 # Strategy families, safest first: ties of the mean score go to the earliest,
-# and the untouched source is kept when within noise of the best (see
-# _choice.choose). The untouched source trains nothing; linear
+# and the untouched source is kept when within noise of the best, unless
+# every candidate trains on SourceData (see _choice.choose). The untouched
+# source trains nothing; linear
 # models on fixed inputs or features have few parameters; WiSE-FT stays
 # between the source and fine-tuning, L2-SP (large λ first) ties the weights
 # to the source; fine-tuning and training from scratch move every weight,

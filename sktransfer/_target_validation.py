@@ -53,7 +53,8 @@ VALIDATION_NOTES = {
         "with its importance weight, the others always training"
     ),
     "source_data": (
-        "; scored on the rows of X only, the SourceData rows training in every split"
+        "; scored on the rows of X only, the SourceData rows training in every "
+        "split (so the untouched source is not preferred within noise)"
     ),
     "weighted": (
         "; too few labelled rows look like the unlabelled target rows: every "

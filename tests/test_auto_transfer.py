@@ -347,7 +347,7 @@ def test_without_the_ensemble_strategy_nothing_is_averaged(iris_source, monkeypa
     assert not any(name.startswith("ensemble") for name in auto.cv_results_["strategy"])
 
 
-def _the_best(candidates, scores, splits, in_sample_row=None):
+def _the_best(candidates, scores, splits, in_sample_row=None, prefer_source=True):
     best = int(np.argmax(scores.mean(axis=1)))
     return best, best, "test"
 
@@ -652,6 +652,38 @@ def test_an_in_sample_source_gives_way_only_to_a_near_perfect_trained_candidate(
     chosen, best, reason = choose(candidates, scores, splits, in_sample_row=0)
     assert (chosen, best) == (0, 0)
     assert "the best candidate that trains is not" in reason
+
+
+def test_the_source_within_noise_is_kept_unless_told_not_to_prefer_it():
+    candidates = [Candidate("source", safety=(0,)), Candidate("fine_tune", safety=(1,))]
+    splits = [(np.arange(20), np.arange(20, 30))] * 4
+    # fine_tune ahead by 0.025 on average, within one standard error (0.083).
+    scores = np.array([[0.5, 0.6, 0.4, 0.5], [0.6, 0.6, 0.5, 0.4]])
+
+    chosen, best, reason = choose(candidates, scores, splits)
+    assert (chosen, best) == (0, 1)
+    assert "trains nothing" in reason
+    chosen, best, reason = choose(candidates, scores, splits, prefer_source=False)
+    assert (chosen, best, reason) == (1, 1, "best mean score (0.525)")
+
+
+def test_with_source_data_the_best_mean_wins_over_the_source_within_noise(
+    iris_source, monkeypatch
+):
+    # Every candidate within noise of the best, which would keep the
+    # untouched source; with SourceData (every candidate that trains sees
+    # the source's rows) the best mean is chosen.
+    monkeypatch.setattr("sktransfer._choice.within_noise", lambda *args: True)
+    target = np.r_[0:5, 50:55, 100:105]
+    auto = AutoTransferClassifier(
+        iris_source, strategies=["source", "fine_tune"], **QUICK
+    ).fit(X_IRIS[target] + 0.5, Y_IRIS[target], source_data=SourceData(X_IRIS, Y_IRIS))
+
+    results = auto.cv_results_
+    means = dict(zip(results["strategy"], results["mean_test_score"], strict=True))
+    assert means["fine_tune"] > means["source"]
+    assert auto.best_strategy_ == "fine_tune"
+    assert "not preferred within noise" in auto.strategy_choice_reason_
 
 
 def test_labelled_target_rows_are_the_validation_rows(iris_source):
