@@ -344,7 +344,9 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             candidates, scores, fit_times, n_train, n_test
         )
         self.strategy_choice_reason_ = reason
-        self._warn_negative_transfer(candidates, scores, chosen, n_train, n_test)
+        self._warn_negative_transfer(
+            candidates, scores, chosen, n_train, n_test, in_sample_row=in_sample
+        )
         for name, error in errors.items():
             warnings.warn(
                 f"Candidate {name!r} failed on some splits and was not chosen: "
@@ -724,8 +726,16 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
             warn=False,
         )
 
-    def _warn_negative_transfer(self, candidates, scores, chosen, n_train, n_test):
-        usable = [i for i in range(len(candidates)) if not np.isnan(scores[i]).any()]
+    def _warn_negative_transfer(
+        self, candidates, scores, chosen, n_train, n_test, in_sample_row=None
+    ):
+        # An in-sample source score says nothing of the target: not evidence
+        # that transfer helps.
+        usable = [
+            i
+            for i in range(len(candidates))
+            if not np.isnan(scores[i]).any() and i != in_sample_row
+        ]
         baselines = [i for i in usable if not candidates[i].transfers]
         transfers = [i for i in usable if candidates[i].transfers]
         if not baselines or not transfers:

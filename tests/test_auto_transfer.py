@@ -686,6 +686,24 @@ def test_with_source_data_the_best_mean_wins_over_the_source_within_noise(
     assert "not preferred within noise" in auto.strategy_choice_reason_
 
 
+def test_an_in_sample_source_does_not_hide_negative_transfer():
+    candidates = [
+        Candidate("source", safety=(0,)),
+        Candidate("fine_tune", safety=(1,)),
+        Candidate("scratch", safety=(2,)),
+    ]
+    scores = np.array(
+        [np.ones(5), [0.5, 0.6, 0.5, 0.4, 0.5], [0.9, 0.95, 0.9, 0.85, 0.9]]
+    )
+    auto = AutoTransferClassifier(None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        auto._warn_negative_transfer(candidates, scores, 2, 20, 10)
+    # Its perfect score in-sample: fine-tuning is the best that transfers.
+    with pytest.warns(NegativeTransferWarning, match="'fine_tune', scores 0.400"):
+        auto._warn_negative_transfer(candidates, scores, 2, 20, 10, in_sample_row=0)
+
+
 def test_labelled_target_rows_are_the_validation_rows(iris_source):
     # Source rows and a few labelled target rows: the candidates are scored
     # on the target rows only, and every source row trains in every split.
