@@ -190,13 +190,14 @@ def choose(candidates, scores, splits, in_sample_row=None, prefer_source=True):
     within noise of it (:func:`average_within_noise`) 0.0046.
 
     With ``prefer_source=False`` the best mean wins, the untouched source
-    included: for candidates that all train on the rows the source learned
-    from (``SourceData``), so that none forgets what the user had, and the
-    source's one claim within noise is gone. The target rows are then few,
-    and one standard error wide: on the adaptation benchmark (MNIST-1D, 30
-    target rows) the source stayed in 2 of 5 seeds where the candidate
-    that cross-validated best scored 0.059 and 0.043 higher on the test
-    rows (0.598 against 0.539, 0.611 against 0.568).
+    included. That is for candidates that all train on the rows the source
+    learned from (``SourceData``): none forgets what the user had, so the
+    source's one claim within noise is gone, while the few target rows
+    scored make one standard error wide. On the adaptation benchmark
+    (MNIST-1D, 30 target rows) the preference kept the source in 2 of 5
+    seeds where the candidate that cross-validated best scored 0.059 and
+    0.043 higher on the test rows (0.598 against 0.539, 0.611 against
+    0.568).
 
     ``in_sample_row``, the row of an untouched source whose scores are
     in-sample (see :func:`in_sample_source`), is not ranked by them; see
