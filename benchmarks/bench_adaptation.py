@@ -82,7 +82,8 @@ difference ± its standard error over the seeds) and their mean fit seconds
 (sktransfer's λ=1 rows against all of skada's), each method against its
 skada counterpart at λ = reg = 1, and the best adaptation against the best
 supervised contender ([S] or [F]) of the same k, naming every adaptation row
-below that by more than one standard error, and the same for [D]. Every fit
+below that by more than one standard error, and the same for [D]; last, per
+task, the mean over k of each k's best sktransfer and best skada row. Every fit
 (score, seconds, warnings, error) goes to ``benchmarks/results/adaptation-<date>.json``.
 """
 
@@ -724,6 +725,9 @@ def summarize(result):
     """Three lines per task and k (see the module docstring)."""
     lines = []
     for task, info in result["tasks"].items():
+        # Per seed: each k's best sktransfer and best skada row, for the
+        # task's line (the mean over k).
+        per_k = []
         for k in info["sizes"]:
             cell = _cell_records(result["records"], task, k)
             if not cell:
@@ -736,6 +740,7 @@ def summarize(result):
             skada = _best(scores, named["K"])
             lines.append(f"{task}, k = {k}")
             if adapted is not None and skada is not None:
+                per_k.append((k, scores[adapted], scores[skada]))
                 difference, error = _paired(scores[adapted], scores[skada])
                 default = [n for n in named["A"] if n.endswith("(λ=1)")]
                 ours, theirs = (_mean_seconds(cell, n) for n in (default, named["K"]))
@@ -786,7 +791,23 @@ def summarize(result):
                     gap, gap_error = _paired(scores[default], scores[skada])
                     line += f"; vs skada best {gap:+.3f} ± {_se(gap_error)}"
                 lines.append(line)
+        if len(per_k) > 1:
+            lines.append(_task_line(task, per_k))
     return "\n".join(lines)
+
+
+def _task_line(task, per_k):
+    """The task over its k: the mean of each k's best row, per library."""
+    seeds = sorted(set.intersection(*(set(a) & set(b) for _, a, b in per_k)))
+    ours = {seed: np.mean([a[seed] for _, a, _ in per_k]) for seed in seeds}
+    theirs = {seed: np.mean([b[seed] for _, _, b in per_k]) for seed in seeds}
+    difference, error = _paired(ours, theirs)
+    sizes = ", ".join(str(k) for k, _, _ in per_k)
+    return (
+        f"{task}, mean over k = {sizes} of each k's best row: sktransfer "
+        f"{_mean(ours):.3f} {'≥' if difference >= 0 else '<'} skada "
+        f"{_mean(theirs):.3f}: {difference:+.3f} ± {_se(error)}"
+    )
 
 
 def _se(error):
