@@ -224,7 +224,9 @@ class _Distilled(NetworkEstimator):
                         _UnlabeledDistillation(self._temperature(), columns, auxiliary),
                     )
                 )
-                unlabeled = unlabeled_dataset(unlabeled_data, probe, self.device)
+                unlabeled = unlabeled_dataset(
+                    unlabeled_data, probe, self.device, source_network
+                )
                 plan.term_context["unlabeled_data"] = unlabeled
                 plan.steps_per_epoch = steps_covering(
                     self.batch_size, rows.data, unlabeled

@@ -268,11 +268,15 @@ def test_the_regressor_student_distils_on_unlabelled_inputs_too():
             lambda ids, y: {"unlabeled_data": UnlabeledData(ids + 20)},
         ),
         (
+            lambda: DistilledClassifier(EmbeddingSource(), EmbeddingSource(), **FAST),
+            lambda ids, y: {"unlabeled_data": UnlabeledData(ids + 20)},
+        ),
+        (
             lambda: JointTrainingClassifier(EmbeddingSource(), **FAST),
             lambda ids, y: {"source_data": SourceData(ids + 20, y)},
         ),
     ],
-    ids=["domain adaptation", "knowledge term", "joint training"],
+    ids=["domain adaptation", "knowledge term", "distillation", "joint training"],
 )
 def test_extra_ids_a_token_network_cannot_read_are_refused_naming_them(
     make, fit_params
