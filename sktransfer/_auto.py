@@ -33,7 +33,13 @@ from sklearn.utils.validation import (
 )
 
 from ._base import SourceModuleMixin, rolled_back_on_failure
-from ._choice import NEAR_PERFECT, average_within_noise, choose, in_sample_source
+from ._choice import (
+    NEAR_PERFECT,
+    average_within_noise,
+    choose,
+    in_sample_source,
+    usable_rows,
+)
 from ._core import validate_array_input
 from ._docstrings import SOURCE, Substitution
 from ._domain_adaptation import (
@@ -710,7 +716,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
 
     def _comparison(self, candidates, scores, fit_times, n_train, n_test):
         metric = self.scoring if isinstance(self.scoring, str) else "score"
-        usable = [i for i in range(len(candidates)) if not np.isnan(scores[i]).any()]
+        usable = usable_rows(scores)
         per_strategy = {
             candidates[i].name: {metric: scores[i], "fit_time": fit_times[i]}
             for i in usable
@@ -731,11 +737,7 @@ class _AutoTransfer(SourceModuleMixin, BaseEstimator):
     ):
         # An in-sample source score says nothing of the target: not evidence
         # that transfer helps.
-        usable = [
-            i
-            for i in range(len(candidates))
-            if not np.isnan(scores[i]).any() and i != in_sample_row
-        ]
+        usable = usable_rows(scores, excluded=(in_sample_row,))
         baselines = [i for i in usable if not candidates[i].transfers]
         transfers = [i for i in usable if candidates[i].transfers]
         if not baselines or not transfers:

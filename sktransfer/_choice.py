@@ -20,6 +20,7 @@ __all__ = [
     "average_within_noise",
     "choose",
     "in_sample_source",
+    "usable_rows",
     "within_noise",
 ]
 
@@ -31,6 +32,23 @@ MAX_AVERAGED = 3
 # k = 0 on the adaptation benchmark; the candidates that train 0.92 to
 # 0.999 out of fold); see in_sample_source.
 NEAR_PERFECT = 0.99
+
+
+def usable_rows(scores, excluded=()):
+    """The candidates' rows scored on every split (a failed fit scores NaN).
+
+    The rows in ``excluded`` are left out too.
+    """
+    return [
+        i
+        for i in range(len(scores))
+        if not np.isnan(scores[i]).any() and i not in excluded
+    ]
+
+
+def _best(candidates, rows, means):
+    """The row of the best mean; a tie goes to the safer (earlier) candidate."""
+    return max(rows, key=lambda i: (means[i], [-x for x in candidates[i].safety]))
 
 
 def average_within_noise(
@@ -55,11 +73,7 @@ def average_within_noise(
     candidates, scores and fit times, the chosen row and the reason.
     """
     data, splits, scorer = evaluation
-    usable = [
-        i
-        for i in range(len(candidates))
-        if not np.isnan(scores[i]).any() and i not in excluded
-    ]
+    usable = usable_rows(scores, excluded)
     by_mean = sorted(usable, key=lambda i: -float(scores[i].mean()))
     close = [
         i
@@ -168,8 +182,8 @@ def in_sample_source(candidates, scores):
     likely learned them, and its score is in-sample. None otherwise, or
     without a usable source row.
     """
-    for i, candidate in enumerate(candidates):
-        if candidate.family == "source" and not np.isnan(scores[i]).any():
+    for i in usable_rows(scores):
+        if candidates[i].family == "source":
             return i if scores[i].mean() >= NEAR_PERFECT else None
     return None
 
@@ -204,11 +218,11 @@ def choose(candidates, scores, splits, in_sample_row=None, prefer_source=True):
     :func:`_past_in_sample_source`. Returns the chosen row, the best row
     (the one others are averaged with) and the reason.
     """
-    usable = [i for i in range(len(candidates)) if not np.isnan(scores[i]).any()]
+    usable = usable_rows(scores)
     means = {i: float(scores[i].mean()) for i in usable}
     if in_sample_row is not None:
         return _past_in_sample_source(candidates, usable, means, in_sample_row)
-    best = max(usable, key=lambda i: (means[i], [-x for x in candidates[i].safety]))
+    best = _best(candidates, usable, means)
     chosen = best
     for i in usable:
         if not prefer_source or candidates[i].family != "source" or i == best:
@@ -244,7 +258,7 @@ def _past_in_sample_source(candidates, usable, means, source):
     trained = [i for i in usable if candidates[i].family != "source"]
     if not trained:
         return source, source, f"the only usable candidate ({means[source]:.3f})"
-    best = max(trained, key=lambda i: (means[i], [-x for x in candidates[i].safety]))
+    best = _best(candidates, trained, means)
     if means[best] >= NEAR_PERFECT:
         reason = (
             f"best mean score of the candidates that train ({means[best]:.3f}), "
